@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from earmark.errors import ManifestError
 from earmark.records import Entity, Label, LabelSource, Utterance
@@ -68,7 +68,7 @@ class ManifestRow:
         return self.utterance.id
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -99,7 +99,8 @@ def _check_entities(raw: Any, text: str | None, add) -> tuple[Entity, ...]:
         if not _is_int(start) or not _is_int(end):
             add(f"{name}.start/end", f"must be integers, got {start!r} and {end!r}")
             continue
-        assert text is not None  # checked above; narrows the type for mypy
+        if text is None:  # unreachable: entities without text returned above
+            continue
         if not 0 <= start < end <= len(text):
             add(
                 name,
@@ -343,39 +344,60 @@ def manifest_hash(path: str | Path) -> str:
 
 
 def to_hf_dataset(rows: Iterable[ManifestRow], *, sampling_rate: int = 16_000) -> datasets.Dataset:
-    """A ``datasets.Dataset`` with an ``Audio`` column (decoded lazily, resampled to ``sampling_rate``).
+    """A ``datasets.Dataset`` with an ``Audio`` column, decoded lazily on access.
 
-    Columns: id, audio, text, intent, entities (list of {type, start, end}), speaker.
+    Columns: id, audio, text, intent, entities (list of {type, start, end}), speaker. The Audio
+    feature is stored undecoded (datasets' own decoder needs torchcodec and FFmpeg); a transform
+    decodes each accessed item with soundfile + torchaudio resampling (``earmark.audio``), giving
+    ``{"path", "array": float32 (n_samples,), "sampling_rate"}`` as datasets' Audio does.
     """
     import datasets
 
-    records: dict[str, list[Any]] = {
-        k: [] for k in ("id", "audio", "text", "intent", "entities", "speaker")
-    }
+    columns = ("id", "audio", "text", "intent", "entities", "speaker")
+    records: dict[str, list[Any]] = {k: [] for k in columns}
     for row in rows:
         lab = row.label
         records["id"].append(row.id)
-        records["audio"].append(row.utterance.audio)
+        records["audio"].append({"bytes": None, "path": row.utterance.audio})
         records["text"].append(lab.text if lab else None)
         records["intent"].append(lab.intent if lab else None)
         records["entities"].append(
             [{"type": e.type, "start": e.start, "end": e.end} for e in lab.entities] if lab else []
         )
         records["speaker"].append(row.utterance.speaker)
+    span = {
+        "type": datasets.Value("string"),
+        "start": datasets.Value("int32"),
+        "end": datasets.Value("int32"),
+    }
     features = datasets.Features(
         {
             "id": datasets.Value("string"),
-            "audio": datasets.Audio(sampling_rate=sampling_rate),
+            "audio": {"bytes": datasets.Value("binary"), "path": datasets.Value("string")},
             "text": datasets.Value("string"),
             "intent": datasets.Value("string"),
-            "entities": datasets.List(
-                {
-                    "type": datasets.Value("string"),
-                    "start": datasets.Value("int32"),
-                    "end": datasets.Value("int32"),
-                }
-            ),
+            "entities": datasets.List(span),
             "speaker": datasets.Value("string"),
         }
     )
-    return datasets.Dataset.from_dict(records, features=features)
+    # Built as a plain struct and then cast: datasets' Audio.encode_example insists on torchcodec.
+    dataset = datasets.Dataset.from_dict(records, features=features).cast_column(
+        "audio", datasets.Audio(sampling_rate=sampling_rate, decode=False)
+    )
+
+    def decode(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        from earmark.audio import load_audio
+
+        batch["audio"] = [
+            None
+            if item is None or item.get("path") is None
+            else {
+                "path": item["path"],
+                "array": load_audio(item["path"], target_sr=sampling_rate),
+                "sampling_rate": sampling_rate,
+            }
+            for item in batch["audio"]
+        ]
+        return batch
+
+    return dataset.with_transform(decode)

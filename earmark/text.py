@@ -9,6 +9,7 @@ moves its entity spans with it.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from earmark.records import Entity
 
@@ -98,7 +99,7 @@ def _decimal(match: re.Match[str]) -> str:
     return f" {number_to_words(int(whole))} point {' '.join(_ONES[int(d)] for d in frac)} "
 
 
-_RULES: tuple[tuple[re.Pattern[str], object], ...] = (
+_RULES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
     (re.compile(r"\b(\d{1,2}):(\d{2})\b"), _time),
     (re.compile(r"\b(\d+)\.(\d+)\b"), _decimal),
     (re.compile(r"\b(\d+)(?:st|nd|rd|th)\b"), lambda m: f" {ordinal_to_words(int(m.group(1)))} "),
@@ -120,7 +121,7 @@ def normalize(text: str) -> str:
     """Lower case, numbers/times/ordinals in words, punctuation stripped, single spaces."""
     out = text.lower().replace("’", "'").replace("‘", "'")
     for pattern, repl in _RULES:
-        out = pattern.sub(repl, out)  # type: ignore[arg-type]
+        out = pattern.sub(repl, out)
     return " ".join(out.split())
 
 

@@ -1,0 +1,1 @@
+"""Corpora: the built-in synthetic smart-speaker corpus and importers of real data."""

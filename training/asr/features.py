@@ -1,0 +1,104 @@
+"""Model inputs from audio: computed once per utterance and cached, then SpecAugment.
+
+Features are whatever the checkpoint's feature extractor produces for one utterance:
+``(frames, n_mels)`` normalised log-mel for FastConformer models, ``(samples,)`` normalised
+waveform for Wav2Vec2-style models. Per-utterance normalisation makes the result independent
+of the batch, so it can be computed once and reused every epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from earmark.audio import TARGET_SR, load_audio
+from earmark.errors import AudioError
+from earmark.manifest import ManifestRow
+from earmark.text import normalize
+
+
+@dataclass(frozen=True)
+class Example:
+    """One utterance ready for the model: features, label ids (empty if unlabelled), seconds."""
+
+    id: str
+    features: torch.Tensor
+    labels: tuple[int, ...]
+    text: str | None
+    seconds: float
+
+    @property
+    def length(self) -> int:
+        return int(self.features.shape[0])
+
+
+def extract(feature_extractor: Any, wave: np.ndarray) -> torch.Tensor:
+    """One utterance's model input: ``(frames, n_mels)`` or ``(samples,)``, float32."""
+    out = feature_extractor(wave, sampling_rate=TARGET_SR, return_tensors="pt")
+    name = feature_extractor.model_input_names[0]
+    feats = out[name][0]
+    if "attention_mask" in out and feats.dim() == 2:
+        feats = feats[: int(out["attention_mask"][0].sum())]
+    return feats.float().contiguous()
+
+
+def load_example(row: ManifestRow, feature_extractor: Any, encode: Any) -> Example:
+    """Read, resample and featurise one row; its text is normalised and encoded if present."""
+    if row.utterance.audio is None:
+        raise AudioError(row.id, "no_audio", "the manifest row has no audio path")
+    wave = load_audio(row.utterance.audio)
+    text = None
+    labels: tuple[int, ...] = ()
+    if row.label is not None and row.label.text is not None:
+        text = normalize(row.label.text)
+        labels = tuple(encode(text))
+    return Example(row.id, extract(feature_extractor, wave), labels, text, len(wave) / TARGET_SR)
+
+
+def load_examples(
+    rows: Iterable[ManifestRow], feature_extractor: Any, encode: Any, progress: Any = None
+) -> list[Example]:
+    out = []
+    for row in rows:
+        out.append(load_example(row, feature_extractor, encode))
+        if progress is not None:
+            progress()
+    return out
+
+
+def spec_augment(
+    feats: torch.Tensor,
+    lengths: torch.Tensor,
+    *,
+    freq_masks: int,
+    freq_width: int,
+    time_masks: int,
+    time_width: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """SpecAugment (Park et al. 2019) on a padded log-mel batch ``(batch, frames, n_mels)``.
+
+    Masks are set to 0 (the mean of normalised features). ``time_width`` is a fraction of
+    each utterance's length, so short commands are not wiped out. Raw-waveform inputs
+    (2-D tensors) are returned unchanged.
+    """
+    if feats.dim() != 3:
+        return feats
+    feats = feats.clone()
+    batch, _, n_mels = feats.shape
+    for b in range(batch):
+        n = int(lengths[b])
+        for _ in range(freq_masks):
+            w = int(torch.randint(0, freq_width + 1, (1,), generator=generator))
+            f0 = int(torch.randint(0, max(1, n_mels - w), (1,), generator=generator))
+            feats[b, :, f0 : f0 + w] = 0.0
+        max_t = max(1, int(time_width * n))
+        for _ in range(time_masks):
+            w = int(torch.randint(0, max_t + 1, (1,), generator=generator))
+            t0 = int(torch.randint(0, max(1, n - w), (1,), generator=generator))
+            feats[b, t0 : t0 + w] = 0.0
+    return feats

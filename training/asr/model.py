@@ -1,0 +1,235 @@
+"""The recogniser: a Hugging Face CTC model plus the feature extractor and tokenizer it reads.
+
+By default a small FastConformer (``ParakeetForCTC``) on 80-bin log-mel features with 4x
+subsampling (25 output frames per second) and a character vocabulary: characters need that
+many frames, 8x would be too coarse for fast synthetic speech. Any Hugging Face CTC checkpoint
+(``Wav2Vec2ForCTC``, ``HubertForCTC``, ``ParakeetForCTC``...) can be loaded instead, by hub
+id or local path; when its vocabulary is not ours its CTC head is replaced.
+
+Shapes: features are ``(batch, frames, n_mels)`` for log-mel models and ``(batch, samples)``
+for raw-waveform models; logits are ``(batch, out_frames, vocab)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from earmark.errors import CheckpointError
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+BLANK = "<pad>"
+UNK = "<unk>"
+WORD_SEP = "|"
+# The characters earmark.text.normalize can produce: a-z, apostrophe and space ("|").
+CHARS = (WORD_SEP, "'", *"abcdefghijklmnopqrstuvwxyz")
+TEMPERATURE_FILE = "confidence.json"
+
+
+def default_vocab() -> dict[str, int]:
+    """Blank first (id 0, also the pad id), then unknown, the word separator and letters."""
+    return {tok: i for i, tok in enumerate((BLANK, UNK, *CHARS))}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Size of the from-scratch FastConformer (ignored when warm-starting from a checkpoint)."""
+
+    hidden_size: int = 144
+    num_layers: int = 8
+    num_heads: int = 4
+    ff_mult: int = 4
+    conv_kernel_size: int = 15
+    subsampling_factor: int = 4
+    subsampling_channels: int = 144
+    num_mel_bins: int = 80
+    dropout: float = 0.1
+    layerdrop: float = 0.0
+
+
+@dataclass
+class Recogniser:
+    """A CTC model with its feature extractor, tokenizer vocabulary and confidence temperature.
+
+    ``notes`` holds messages about how it was loaded (e.g. that its CTC head was replaced).
+    """
+
+    model: Any  # a transformers PreTrainedModel with a CTC head
+    feature_extractor: Any
+    tokenizer: Any
+    vocab: dict[str, int]
+    temperature: float = 1.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def blank_id(self) -> int:
+        return int(self.model.config.pad_token_id)
+
+    @property
+    def id_to_token(self) -> dict[int, str]:
+        return {i: t for t, i in self.vocab.items()}
+
+    @property
+    def input_name(self) -> str:
+        """``input_features`` (log-mel models) or ``input_values`` (raw waveform models)."""
+        return str(self.model.main_input_name)
+
+    def encode(self, text: str) -> list[int]:
+        """Normalised text -> label ids (unknown characters map to ``<unk>``)."""
+        unk = self.vocab.get(UNK, self.blank_id)
+        word_sep = self.vocab.get(WORD_SEP)
+        out = []
+        for ch in text:
+            if ch == " " and word_sep is not None:
+                out.append(word_sep)
+            else:
+                out.append(self.vocab.get(ch, self.vocab.get(ch.upper(), unk)))
+        return out
+
+    def output_lengths(self, input_lengths: torch.Tensor) -> torch.Tensor:
+        """Output frames per utterance for ``input_lengths`` feature frames (or samples)."""
+        model = self.model
+        if hasattr(model, "_get_subsampling_output_length"):
+            return model._get_subsampling_output_length(input_lengths).long()
+        if hasattr(model, "_get_feat_extract_output_lengths"):
+            return model._get_feat_extract_output_lengths(input_lengths).long()
+        raise CheckpointError(f"{type(model).__name__}: cannot compute CTC output lengths")
+
+    def save(self, directory: str | Path) -> None:
+        """``save_pretrained`` of model, feature extractor and tokenizer, plus the temperature."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(directory)
+        self.feature_extractor.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+        write_json(directory / TEMPERATURE_FILE, {"temperature": self.temperature})
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2)
+    os.replace(tmp, path)
+
+
+def make_tokenizer(vocab: dict[str, int]) -> Any:
+    from transformers import Wav2Vec2CTCTokenizer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "vocab.json"
+        path.write_text(json.dumps(vocab))
+        return Wav2Vec2CTCTokenizer(
+            str(path), unk_token=UNK, pad_token=BLANK, word_delimiter_token=WORD_SEP
+        )
+
+
+def build_recogniser(config: ModelConfig) -> Recogniser:
+    """A fresh, randomly initialised FastConformer CTC model with the character vocabulary."""
+    from transformers import (
+        ParakeetCTCConfig,
+        ParakeetEncoderConfig,
+        ParakeetFeatureExtractor,
+        ParakeetForCTC,
+    )
+
+    vocab = default_vocab()
+    encoder = ParakeetEncoderConfig(
+        hidden_size=config.hidden_size,
+        num_hidden_layers=config.num_layers,
+        num_attention_heads=config.num_heads,
+        intermediate_size=config.hidden_size * config.ff_mult,
+        conv_kernel_size=config.conv_kernel_size,
+        subsampling_factor=config.subsampling_factor,
+        subsampling_conv_channels=config.subsampling_channels,
+        num_mel_bins=config.num_mel_bins,
+        dropout=config.dropout,
+        activation_dropout=config.dropout,
+        attention_dropout=config.dropout,
+        layerdrop=config.layerdrop,
+    )
+    model_config = ParakeetCTCConfig(
+        vocab_size=len(vocab), pad_token_id=vocab[BLANK], encoder_config=encoder.to_dict()
+    )
+    model = ParakeetForCTC(model_config)
+    fe = ParakeetFeatureExtractor(feature_size=config.num_mel_bins)
+    return Recogniser(model, fe, make_tokenizer(vocab), vocab)
+
+
+def _tokenizer_vocab(tokenizer: Any) -> dict[str, int]:
+    vocab = dict(tokenizer.get_vocab())
+    return {t: i for t, i in vocab.items() if i < 10_000}
+
+
+def _replace_head(model: Any, vocab: dict[str, int]) -> None:
+    """Swap the CTC output layer for a fresh one sized for ``vocab`` (blank = ``<pad>``)."""
+    import torch.nn as nn
+
+    for name in ("lm_head", "ctc_head"):
+        old = getattr(model, name, None)
+        if old is None:
+            continue
+        if isinstance(old, nn.Conv1d):
+            new: nn.Module = type(old)(old.in_channels, len(vocab), kernel_size=1)
+        elif isinstance(old, nn.Linear):
+            new = nn.Linear(old.in_features, len(vocab))
+        else:
+            break
+        setattr(model, name, new)
+        model.config.vocab_size = len(vocab)
+        model.config.pad_token_id = vocab[BLANK]
+        return
+    raise CheckpointError(
+        f"{type(model).__name__}: no CTC head (lm_head/ctc_head) found to replace for a new vocabulary"
+    )
+
+
+def load_recogniser(source: str | Path, *, for_training: bool = False) -> Recogniser:
+    """Load an earmark ASR checkpoint or any Hugging Face CTC checkpoint (hub id or local path).
+
+    For training, a checkpoint whose vocabulary differs from earmark's character vocabulary
+    gets a new, randomly initialised CTC head (logged, with both vocabulary sizes); the
+    encoder's weights are kept. For inference the checkpoint's own vocabulary is used.
+    """
+    from transformers import AutoFeatureExtractor, AutoModelForCTC, AutoTokenizer
+
+    src = str(source)
+    if Path(src).exists() and not Path(src, "config.json").is_file():
+        raise CheckpointError(f"{src}: not a Hugging Face checkpoint folder (no config.json)")
+    try:
+        model = AutoModelForCTC.from_pretrained(src)
+        feature_extractor = AutoFeatureExtractor.from_pretrained(src)
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{src}: cannot load as a CTC checkpoint: {exc}") from exc
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(src)
+        vocab = _tokenizer_vocab(tokenizer)
+    except (OSError, ValueError, TypeError):
+        tokenizer, vocab = None, {}
+    temperature = 1.0
+    notes: list[str] = []
+    temp_path = Path(src, TEMPERATURE_FILE)
+    if temp_path.is_file():
+        temperature = float(json.loads(temp_path.read_text()).get("temperature", 1.0))
+    ours = default_vocab()
+    if for_training and vocab != ours:
+        msg = (
+            f"{src}: vocabulary differs from earmark's character vocabulary "
+            f"({len(vocab)} vs {len(ours)} tokens): replacing the CTC head with a new one "
+            "(the encoder keeps its pretrained weights)"
+        )
+        log.warning(msg)
+        _replace_head(model, ours)
+        tokenizer, vocab, temperature = make_tokenizer(ours), ours, 1.0
+        notes.append(msg)
+    if tokenizer is None:
+        raise CheckpointError(f"{src}: has no tokenizer/vocabulary to decode with")
+    return Recogniser(model, feature_extractor, tokenizer, vocab, temperature, notes)
