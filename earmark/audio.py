@@ -127,8 +127,9 @@ def _open_bytes(path: str) -> tuple[int, bytes]:
             head = f.read(1 << 16)
     except FileNotFoundError as exc:
         raise AudioError(
-            path, "not_found", "no such file; check the path (relative paths are read "
-            "against the manifest's folder)"
+            path,
+            "not_found",
+            "no such file; check the path (relative paths are read against the manifest's folder)",
         ) from exc
     except PermissionError as exc:
         raise AudioError(
@@ -140,13 +141,17 @@ def _open_bytes(path: str) -> tuple[int, bytes]:
     except OSError as exc:
         if exc.errno in (errno.EACCES, errno.EPERM):
             raise AudioError(path, "permission_denied", f"cannot read the file ({exc})") from exc
-        raise AudioError(path, "not_audio", f"cannot read the file as a regular file ({exc})") from exc
+        raise AudioError(
+            path, "not_audio", f"cannot read the file as a regular file ({exc})"
+        ) from exc
     if size == 0:
         raise AudioError(path, "empty_file", "the file is 0 bytes; re-export or re-copy it")
     return size, head
 
 
 def _magic_format(head: bytes) -> str | None:
+    if head.startswith(b"RIFF") and len(head) >= 12 and head[8:12] != b"WAVE":
+        return None  # RIFF is also AVI, WebP...: only WAVE is audio
     for magic, name in _MAGIC:
         if head.startswith(magic):
             return name
@@ -188,7 +193,7 @@ def _classify_open_error(path: str, head: bytes, exc: Exception) -> AudioError:
     return AudioError(
         path,
         "truncated",
-        f"starts like a {fmt} file but cannot be opened ({exc}); the file was probably cut short "
+        f"starts like {fmt} audio but cannot be opened ({exc}); the file was probably cut short "
         "(an interrupted copy or download): re-copy or re-export it",
     )
 
@@ -232,7 +237,7 @@ def _open_info(path: str, config: AudioConfig) -> tuple[sf.SoundFile, bytes]:
     return snd, head
 
 
-def _scan(path: str, snd: sf.SoundFile, head: bytes, keep: bool) -> tuple[float, np.ndarray | None]:
+def _scan(path: str, snd: sf.SoundFile, keep: bool) -> tuple[float, np.ndarray | None]:
     """Decode every block once: peak, NaN/inf count, and the mono wave when ``keep``."""
     peak = 0.0
     bad = 0
@@ -263,7 +268,7 @@ def _scan(path: str, snd: sf.SoundFile, head: bytes, keep: bool) -> tuple[float,
             "short or damaged: re-copy or re-export it",
         ) from exc
     if bad:
-        assert first_bad is not None
+        first_bad = first_bad or 0
         raise AudioError(
             path,
             "nan_inf",
@@ -306,9 +311,9 @@ def inspect_audio(
     """
     cfg = _config(config, max_duration_s)
     path = str(path)
-    snd, head = _open_info(path, cfg)
+    snd, _ = _open_info(path, cfg)
     with snd:
-        peak, _ = _scan(path, snd, head, keep=False)
+        peak, _ = _scan(path, snd, keep=False)
         info = AudioInfo(
             path, snd.samplerate, snd.channels, snd.frames, snd.format, snd.subtype, peak
         )
@@ -329,14 +334,15 @@ def load_checked(
     """
     cfg = _config(config, max_duration_s)
     path = str(path)
-    snd, head = _open_info(path, cfg)
+    snd, _ = _open_info(path, cfg)
     with snd:
-        peak, wave = _scan(path, snd, head, keep=True)
+        peak, wave = _scan(path, snd, keep=True)
         info = AudioInfo(
             path, snd.samplerate, snd.channels, snd.frames, snd.format, snd.subtype, peak
         )
     _check_peak(path, peak, cfg)
-    assert wave is not None  # frames > 0 was checked on open
+    if wave is None:  # unreachable: frames > 0 was checked on open
+        wave = np.zeros(0, dtype=np.float32)
     return resample(wave, info.sample_rate, cfg.target_sample_rate), info
 
 

@@ -1,0 +1,59 @@
+"""ASR settings: one frozen dataclass per concern, loaded from ``configs/asr.yaml``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from earmark.config import load_config
+from training.asr.model import ModelConfig
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "asr.yaml"
+
+
+@dataclass(frozen=True)
+class SpecAugmentConfig:
+    freq_masks: int = 2
+    freq_width: int = 15
+    time_masks: int = 2
+    time_width: float = 0.05
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimisation recipe. Budget: ``max_minutes`` and/or ``max_steps`` (0 = no limit);
+    the learning-rate schedule (linear warm-up, cosine decay) runs over whichever ends first."""
+
+    seed: int = 0
+    lr: float = 2.0e-3
+    weight_decay: float = 1.0e-2
+    warmup: float = 0.08
+    final_lr_fraction: float = 0.02
+    max_minutes: float = 20.0
+    max_steps: int = 0
+    max_frames: int = 16000
+    max_batch: int = 64
+    grad_clip: float = 1.0
+    eval_every_minutes: float = 2.0
+    eval_every_steps: int = 0
+    threads: int = 2
+    device: str | None = None
+    spec_augment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
+
+
+@dataclass(frozen=True)
+class ConfidenceConfig:
+    word_aggregation: Literal["min", "mean", "prod"] = "min"
+
+
+@dataclass(frozen=True)
+class ASRConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    confidence: ConfidenceConfig = field(default_factory=ConfidenceConfig)
+
+
+def load_asr_config(path: str | Path | None = None, overrides: tuple[str, ...] = ()) -> ASRConfig:
+    """``configs/asr.yaml`` (or ``path``) plus dotted overrides such as ``train.lr=1e-3``."""
+    return load_config(ASRConfig, path or DEFAULT_CONFIG, overrides)

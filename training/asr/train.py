@@ -1,0 +1,348 @@
+"""The ASR training loop, top to bottom.
+
+Checkpoint layout of ``out_dir``::
+
+    out_dir/               the best checkpoint by dev WER: HF folder (model, feature extractor,
+                           tokenizer) + confidence.json (fitted temperature) + earmark.json
+    out_dir/last/          the latest state for resuming: HF folder + optimizer.pt +
+                           trainer_state.json (step, elapsed seconds, best dev WER, epoch)
+
+Features are computed once before training (feature extraction every epoch would cost as
+much CPU as the model). Batches are length-bucketed. The learning rate warms up linearly and
+decays with a cosine over the budget (``max_minutes`` and/or ``max_steps``, whichever ends
+first), so a time-limited run still anneals.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from earmark.config import to_dict
+from earmark.errors import CheckpointError, ConfigError, ManifestError
+from earmark.manifest import ManifestRow, manifest_hash, read_manifest
+from earmark.text import normalize
+from training.asr.config import ASRConfig, TrainConfig
+from training.asr.confidence import fit_temperature
+from training.asr.data import bucket_batches, collate
+from training.asr.features import Example, load_examples, spec_augment
+from training.asr.metrics import align_words, corpus_rates, score_utterance
+from training.asr.model import WORD_SEP, Recogniser, build_recogniser, load_recogniser
+from training.asr.transcribe import batch_log_probs, decode, pick_device
+from training.checkpoint import CheckpointMeta, write_meta
+
+LAST = "last"
+STATE_FILE = "trainer_state.json"
+OPTIMIZER_FILE = "optimizer.pt"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    checkpoint: Path
+    metrics: dict[str, Any]
+    notes: tuple[str, ...] = ()
+
+
+def labelled_rows(path: str | Path) -> list[ManifestRow]:
+    """Rows with a non-empty normalised transcript; the rest cannot train a recogniser."""
+    rows = [r for r in read_manifest(path) if r.label is not None and r.label.text is not None]
+    rows = [r for r in rows if r.label is not None and normalize(r.label.text or "")]
+    if not rows:
+        raise ManifestError(f"{path}: no rows with a transcript ('text') to train or evaluate on")
+    return rows
+
+
+def lr_at(progress: float, cfg: TrainConfig) -> float:
+    """Linear warm-up to ``lr`` then cosine decay to ``lr * final_lr_fraction``; progress in [0, 1]."""
+    if progress < cfg.warmup:
+        return cfg.lr * max(progress / cfg.warmup, 0.01)
+    rest = min(1.0, (progress - cfg.warmup) / max(1e-9, 1 - cfg.warmup))
+    low = cfg.lr * cfg.final_lr_fraction
+    return low + (cfg.lr - low) * 0.5 * (1 + math.cos(math.pi * rest))
+
+
+def ctc_loss(rec: Recogniser, batch: dict[str, torch.Tensor], device: torch.device) -> torch.Tensor:
+    """Mean CTC loss per target token over a collated batch (see ``data.collate``)."""
+    inputs = {
+        rec.input_name: batch["features"].to(device),
+        "attention_mask": batch["attention_mask"].to(device),
+    }
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        logits = rec.model(**inputs).logits
+    log_probs = torch.log_softmax(logits.float(), dim=-1).transpose(0, 1)  # (T, B, V)
+    out_lengths = rec.output_lengths(batch["lengths"].to(device)).clamp(max=log_probs.shape[0])
+    return F.ctc_loss(
+        log_probs,
+        batch["labels"].to(device),
+        out_lengths,
+        batch["label_lengths"].to(device),
+        blank=rec.blank_id,
+        reduction="mean",
+        zero_infinity=True,
+    )
+
+
+def dev_log_probs(
+    rec: Recogniser, examples: list[Example], device: torch.device, max_frames: int
+) -> list[np.ndarray]:
+    """Log-probabilities of every dev utterance, in order (model in eval mode)."""
+    rec.model.eval()
+    out: list[np.ndarray] = [np.empty(0)] * len(examples)
+    lengths = [ex.length for ex in examples]
+    for idx in bucket_batches(lengths, max_frames=max_frames, max_batch=64):
+        for i, lp in zip(idx, batch_log_probs(rec, [examples[i] for i in idx], device), strict=True):
+            out[i] = lp
+    rec.model.train()
+    return out
+
+
+def evaluate_dev(
+    rec: Recogniser, examples: list[Example], device: torch.device, max_frames: int
+) -> dict[str, float]:
+    """Greedy-decoding WER/CER/SER on dev."""
+    log_probs = dev_log_probs(rec, examples, device, max_frames)
+    scores = [
+        score_utterance(ex.text or "", " ".join(w.word for w in decode(rec, lp)))
+        for ex, lp in zip(examples, log_probs, strict=True)
+    ]
+    return corpus_rates(scores)
+
+
+def fit_dev_temperature(
+    rec: Recogniser, examples: list[Example], device: torch.device, cfg: ASRConfig
+) -> tuple[float, dict[float, float]]:
+    """Fit the confidence temperature on dev: word confidences vs word correctness."""
+    log_probs = dev_log_probs(rec, examples, device, cfg.train.max_frames)
+    correct = []
+    for ex, lp in zip(examples, log_probs, strict=True):
+        hyp = [w.word for w in decode(rec, lp)]
+        correct.append(align_words(normalize(ex.text or "").split(), hyp)[1])
+    return fit_temperature(
+        log_probs,
+        correct,
+        rec.id_to_token,
+        rec.blank_id,
+        WORD_SEP,
+        word_agg=cfg.confidence.word_aggregation,
+    )
+
+
+def save_state(
+    rec: Recogniser, optimizer: torch.optim.Optimizer, directory: Path, state: dict[str, Any]
+) -> None:
+    rec.save(directory)
+    torch.save(optimizer.state_dict(), directory / OPTIMIZER_FILE)
+    (directory / STATE_FILE).write_text(json.dumps(state, indent=2))
+
+
+def write_checkpoint_meta(
+    directory: Path, cfg: ASRConfig, train_hash: str, parent: str | None, metrics: dict, step: int
+) -> None:
+    version = f"asr-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    write_meta(
+        directory,
+        CheckpointMeta(
+            kind="asr",
+            model_version=version,
+            config=to_dict(cfg),
+            train_manifest_hash=train_hash,
+            parent=parent,
+            metrics=metrics,
+            step=step,
+        ),
+    )
+
+
+def train_asr(
+    cfg: ASRConfig,
+    train_manifest: str | Path,
+    dev_manifest: str | Path,
+    out_dir: str | Path,
+    *,
+    init: str | None = None,
+    resume: bool = False,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
+    """Train (or resume, or warm-start from ``init``) and return the best checkpoint by dev WER.
+
+    ``on_progress`` receives ``{"fraction", "loss", "audio_s_per_s", "lr", "step"}`` after each
+    step (for a progress bar). See the module docstring for the folder layout.
+    """
+    tc = cfg.train
+    if tc.max_minutes <= 0 and tc.max_steps <= 0:
+        raise ConfigError("train.max_minutes and train.max_steps are both 0: give a budget")
+    if tc.threads > 0:
+        torch.set_num_threads(tc.threads)
+    torch.manual_seed(tc.seed)
+    device = pick_device(tc.device)
+    out = Path(out_dir)
+    last = out / LAST
+    state: dict[str, Any] = {"step": 0, "elapsed": 0.0, "best_wer": math.inf, "epoch": 0}
+    state.update({"audio_seconds": 0.0, "train_seconds": 0.0})
+
+    # 1. The model: resumed, warm-started or fresh.
+    parent = init
+    if resume:
+        if not (last / STATE_FILE).is_file():
+            raise CheckpointError(f"{last}: nothing to resume (no {STATE_FILE})")
+        rec = load_recogniser(last, for_training=True)
+        state.update(json.loads((last / STATE_FILE).read_text()))
+        parent = state.get("parent")
+        log(f"resuming from {last} at step {state['step']}")
+    elif init:
+        rec = load_recogniser(init, for_training=True)
+    else:
+        rec = build_recogniser(cfg.model)
+    for note in rec.notes:
+        log(note)
+    state["parent"] = parent
+    rec.model.to(device).train()
+    n_params = sum(p.numel() for p in rec.model.parameters())
+    log(f"model: {type(rec.model).__name__}, {n_params / 1e6:.2f}M parameters, device {device}")
+
+    # 2. Data: featurised once, kept in memory.
+    train_rows, dev_rows = labelled_rows(train_manifest), labelled_rows(dev_manifest)
+    t0 = time.perf_counter()
+    train = load_examples(train_rows, rec.feature_extractor, rec.encode)
+    dev = load_examples(dev_rows, rec.feature_extractor, rec.encode)
+    feature_seconds = time.perf_counter() - t0
+    log(f"features: {len(train)} train, {len(dev)} dev utterances in {feature_seconds:.1f}s")
+    lengths = [ex.length for ex in train]
+
+    # 3. Optimiser (restored on resume).
+    decay = [p for n, p in rec.model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in rec.model.named_parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": tc.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=tc.lr,
+        betas=(0.9, 0.98),
+    )
+    if resume and (last / OPTIMIZER_FILE).is_file():
+        optimizer.load_state_dict(torch.load(last / OPTIMIZER_FILE, map_location=device))
+
+    train_hash = manifest_hash(train_manifest)
+    budget_s = tc.max_minutes * 60 if tc.max_minutes > 0 else math.inf
+
+    def progress() -> float:
+        by_time = state["elapsed"] / budget_s if budget_s < math.inf else 0.0
+        by_steps = state["step"] / tc.max_steps if tc.max_steps > 0 else 0.0
+        return min(1.0, max(by_time, by_steps))
+
+    best_state = copy.deepcopy(rec.model.state_dict()) if state["best_wer"] < math.inf else None
+
+    def checkpoint() -> None:
+        """Evaluate on dev, keep the best weights in ``out_dir``, the latest in ``last/``."""
+        nonlocal best_state
+        rates = evaluate_dev(rec, dev, device, tc.max_frames)
+        log(
+            f"step {state['step']}: dev WER {rates['wer']:.4f} CER {rates['cer']:.4f} "
+            f"SER {rates['ser']:.4f}"
+        )
+        if rates["wer"] < state["best_wer"] or best_state is None:
+            state["best_wer"] = rates["wer"]
+            best_state = copy.deepcopy(rec.model.state_dict())
+            rec.save(out)
+            metrics = {f"dev_{k}": v for k, v in rates.items()}
+            write_checkpoint_meta(out, cfg, train_hash, parent, metrics, state["step"])
+        last.mkdir(parents=True, exist_ok=True)
+        save_state(rec, optimizer, last, state)
+
+    # 4. The loop: epochs of shuffled length buckets until the budget is spent.
+    start = time.perf_counter() - state["elapsed"]
+    next_eval = state["elapsed"] + tc.eval_every_minutes * 60
+    loss_avg = None
+    done = progress() >= 1.0
+    while not done:
+        rng = random.Random(tc.seed * 1000 + state["epoch"])
+        for idx in bucket_batches(lengths, max_frames=tc.max_frames, max_batch=tc.max_batch, rng=rng):
+            step_t0 = time.perf_counter()
+            lr = lr_at(progress(), tc)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batch = collate([train[i] for i in idx])
+            sa = tc.spec_augment
+            batch["features"] = spec_augment(
+                batch["features"],
+                batch["lengths"],
+                freq_masks=sa.freq_masks,
+                freq_width=sa.freq_width,
+                time_masks=sa.time_masks,
+                time_width=sa.time_width,
+            )
+            loss = ctc_loss(rec, batch, device)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(rec.model.parameters(), tc.grad_clip)
+            optimizer.step()
+
+            state["step"] += 1
+            state["audio_seconds"] += sum(train[i].seconds for i in idx)
+            state["train_seconds"] += time.perf_counter() - step_t0
+            state["elapsed"] = time.perf_counter() - start
+            loss_avg = float(loss) if loss_avg is None else 0.95 * loss_avg + 0.05 * float(loss)
+            if on_progress is not None:
+                on_progress(
+                    {
+                        "fraction": progress(),
+                        "loss": loss_avg,
+                        "audio_s_per_s": state["audio_seconds"] / max(1e-9, state["train_seconds"]),
+                        "lr": lr,
+                        "step": state["step"],
+                    }
+                )
+            done = progress() >= 1.0
+            eval_due = state["elapsed"] >= next_eval or (
+                tc.eval_every_steps > 0 and state["step"] % tc.eval_every_steps == 0
+            )
+            if eval_due and not done:
+                checkpoint()
+                next_eval = state["elapsed"] + tc.eval_every_minutes * 60
+            if done:
+                break
+        else:
+            state["epoch"] += 1
+    checkpoint()
+
+    # 5. The best weights, with a confidence temperature fitted on dev.
+    assert best_state is not None  # set by checkpoint() above
+    rec.model.load_state_dict(best_state)
+    rec.model.eval()
+    temperature, briers = fit_dev_temperature(rec, dev, device, cfg)
+    rec.temperature = temperature
+    rec.save(out)
+    metrics = {
+        "dev_wer": state["best_wer"],
+        "temperature": temperature,
+        "temperature_brier": {str(k): v for k, v in briers.items()},
+        "steps": state["step"],
+        "epochs": state["epoch"],
+        "train_audio_seconds": state["audio_seconds"],
+        "audio_s_per_s": state["audio_seconds"] / max(1e-9, state["train_seconds"]),
+        "wall_seconds": state["elapsed"],
+        "feature_seconds": feature_seconds,
+        "parameters": n_params,
+    }
+    dev_rates = evaluate_dev(rec, dev, device, tc.max_frames)
+    metrics.update({f"dev_{k}": v for k, v in dev_rates.items()})
+    write_checkpoint_meta(out, cfg, train_hash, parent, metrics, state["step"])
+    log(
+        f"best dev WER {metrics['dev_wer']:.4f}, temperature {temperature:g}, "
+        f"{metrics['audio_s_per_s']:.1f} audio-s per training second"
+    )
+    return TrainResult(out, metrics, tuple(rec.notes))

@@ -1,0 +1,144 @@
+"""Transcription: batched, sorted by length, streaming with flat memory.
+
+Rows are read in chunks (``chunk_size``); each chunk is featurised, sorted by length, run in
+batches and emitted in input order, so memory depends on the chunk, not on the manifest.
+Each prediction::
+
+    {"id": ..., "text": "<hypothesis>", "confidence": 0.93, "model_version": "...",
+     "words": [{"word": "play", "confidence": 0.97, "start": 0.12, "end": 0.40}, ...]}
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from earmark.errors import CheckpointError
+from earmark.manifest import ManifestRow
+from training.asr.confidence import Word, greedy_words, utterance_confidence
+from training.asr.data import collate
+from training.asr.features import Example, load_example
+from training.asr.model import WORD_SEP, Recogniser, load_recogniser
+from training.checkpoint import META_FILE, read_meta
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@torch.no_grad()
+def batch_log_probs(
+    rec: Recogniser, examples: Sequence[Example], device: torch.device
+) -> list[np.ndarray]:
+    """Run one batch; per utterance its ``(out_frames, vocab)`` log-probabilities (padding cut)."""
+    batch = collate(examples)
+    inputs = {
+        rec.input_name: batch["features"].to(device),
+        "attention_mask": batch["attention_mask"].to(device),
+    }
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        logits = rec.model(**inputs).logits
+    log_probs = torch.log_softmax(logits.float(), dim=-1).cpu()
+    out_lengths = rec.output_lengths(batch["lengths"]).clamp(max=log_probs.shape[1])
+    return [log_probs[b, : int(n)].numpy() for b, n in enumerate(out_lengths)]
+
+
+def decode(rec: Recogniser, log_probs: np.ndarray, word_agg: str = "min") -> list[Word]:
+    return greedy_words(
+        log_probs,
+        rec.id_to_token,
+        rec.blank_id,
+        WORD_SEP,
+        temperature=rec.temperature,
+        word_agg=word_agg,
+    )
+
+
+def prediction(
+    rec: Recogniser, example: Example, log_probs: np.ndarray, model_version: str
+) -> dict[str, Any]:
+    """The prediction line for one utterance; times in seconds from the greedy CTC path."""
+    words = decode(rec, log_probs)
+    frame_s = example.seconds / max(1, log_probs.shape[0])
+    return {
+        "id": example.id,
+        "text": " ".join(w.word for w in words),
+        "confidence": round(utterance_confidence(words, log_probs, rec.temperature), 6),
+        "model_version": model_version,
+        "words": [
+            {
+                "word": w.word,
+                "confidence": round(w.confidence, 6),
+                "start": round(min(w.start_frame * frame_s, example.seconds), 3),
+                "end": round(min(w.end_frame * frame_s, example.seconds), 3),
+            }
+            for w in words
+        ],
+    }
+
+
+def model_version_of(checkpoint_dir: str | Path) -> str:
+    if Path(checkpoint_dir, META_FILE).is_file():
+        return read_meta(checkpoint_dir).model_version
+    return Path(checkpoint_dir).name
+
+
+def load_for_inference(checkpoint_dir: str | Path, device: torch.device) -> Recogniser:
+    if Path(checkpoint_dir, META_FILE).is_file():
+        read_meta(checkpoint_dir, kind="asr")
+    elif Path(checkpoint_dir).exists() and not Path(checkpoint_dir, "config.json").is_file():
+        raise CheckpointError(f"{checkpoint_dir}: not an ASR checkpoint folder")
+    rec = load_recogniser(checkpoint_dir)
+    rec.model.to(device).eval()
+    return rec
+
+
+def transcribe_with(
+    rec: Recogniser,
+    rows: Iterable[ManifestRow],
+    *,
+    model_version: str,
+    batch_size: int = 32,
+    chunk_size: int = 512,
+    device: torch.device | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Predictions for ``rows`` in input order with an already loaded recogniser."""
+    device = device or next(rec.model.parameters()).device
+    it = iter(rows)
+    while chunk := list(itertools.islice(it, chunk_size)):
+        examples = [load_example(row, rec.feature_extractor, rec.encode) for row in chunk]
+        order = sorted(range(len(examples)), key=lambda i: examples[i].length)
+        results: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            batch = [examples[i] for i in idx]
+            for i, ex, lp in zip(idx, batch, batch_log_probs(rec, batch, device), strict=True):
+                results[i] = prediction(rec, ex, lp, model_version)
+        for i in range(len(examples)):
+            yield results[i]
+
+
+def transcribe(
+    checkpoint_dir: str | Path,
+    rows: Iterable[ManifestRow],
+    *,
+    batch_size: int = 32,
+    device: str | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Stream one prediction dict per row, in order (see the module docstring for the keys).
+
+    ``checkpoint_dir`` is an earmark ASR checkpoint (or any HF CTC folder with a tokenizer).
+    Memory stays flat however many rows there are; ``device`` defaults to CUDA when present.
+    """
+    dev = pick_device(device)
+    rec = load_for_inference(checkpoint_dir, dev)
+    yield from transcribe_with(
+        rec, rows, model_version=model_version_of(checkpoint_dir), batch_size=batch_size, device=dev
+    )

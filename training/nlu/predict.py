@@ -1,0 +1,171 @@
+"""Prediction: normalised text -> intent with alternatives, entities with spans, confidence.
+
+``predict(checkpoint_dir, [(id, text), ...])`` is what the loop calls. Each prediction::
+
+    {"id", "text" (the normalised text the spans refer to), "intent", "intent_confidence",
+     "alternatives": [{"intent", "p"} x3], "entities": [{"type", "start", "end", "value",
+     "confidence"}], "confidence", "model_version"}
+
+Entities are decoded on whole words of the normalised text, so ``text[start:end] == value``
+always holds. ``confidence`` is the calibrated utterance confidence of
+``training.nlu.calibration``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from earmark.manifest import ManifestRow
+from earmark.text import normalize
+from training.nlu.calibration import raw_utterance_score, utterance_confidence
+from training.nlu.model import JointNLU, Temperatures, load_model
+from training.nlu.schema import OUTSIDE, LabelSchema
+from training.nlu.tokenize import decode_words, encode, first_token_of_words, words_to_entity
+
+
+@dataclass(frozen=True)
+class RawOutput:
+    """Uncalibrated model output for one text: ``(n_intents,)`` and ``(n_words, n_tags)`` logits."""
+
+    intent_logits: torch.Tensor
+    word_tag_logits: torch.Tensor
+
+
+@torch.no_grad()
+def infer(
+    model: JointNLU, tokenizer: Any, texts: Sequence[str], *, batch_size: int = 64
+) -> list[RawOutput]:
+    """Run the model on normalised texts (eval mode); one ``RawOutput`` per text."""
+    was_training = model.training
+    model.eval()
+    outputs: list[RawOutput] = []
+    n_tags = len(model.schema.tags)
+    for start in range(0, len(texts), batch_size):
+        chunk = texts[start : start + batch_size]
+        batch, word_ids = encode(tokenizer, chunk, max_length=model.settings.max_length)
+        intent_logits, tag_logits = model(batch["input_ids"], batch["attention_mask"])
+        for i, text in enumerate(chunk):
+            n_words = len(text.split())
+            words = torch.zeros(n_words, n_tags)
+            words[:, 0] = 20.0  # words cut off by max_length decode as O
+            for w, pos in first_token_of_words(word_ids[i]).items():
+                if w < n_words:
+                    words[w] = tag_logits[i, pos]
+            outputs.append(RawOutput(intent_logits[i].float(), words))
+    model.train(was_training)
+    return outputs
+
+
+def decode(
+    uid: str,
+    text: str,
+    raw: RawOutput,
+    schema: LabelSchema,
+    temps: Temperatures,
+    model_version: str,
+) -> dict[str, Any]:
+    """The prediction dict of one normalised text (see the module docstring)."""
+    probs = torch.softmax(raw.intent_logits / temps.intent, dim=-1)
+    top = torch.argsort(probs, descending=True)[:3].tolist()
+    tag_probs = torch.softmax(raw.word_tag_logits / temps.tag, dim=-1)
+    tags = [schema.tags[int(j)] for j in tag_probs.argmax(-1).tolist()]
+    word_conf = tag_probs.max(-1).values.tolist()
+    entities = []
+    for etype, first, stop in decode_words(tags):
+        ent = words_to_entity(text, etype, first, stop)
+        conf = float(torch.tensor(word_conf[first:stop]).prod())
+        entities.append(
+            {
+                "type": etype,
+                "start": ent.start,
+                "end": ent.end,
+                "value": text[ent.start : ent.end],
+                "confidence": round(conf, 6),
+            }
+        )
+    o_conf = [c for c, t in zip(word_conf, tags, strict=True) if t == OUTSIDE]
+    raw_score = raw_utterance_score(
+        probs.tolist(), [e["confidence"] for e in entities], o_conf
+    )
+    return {
+        "id": uid,
+        "text": text,
+        "intent": schema.intents[top[0]],
+        "intent_confidence": round(float(probs[top[0]]), 6),
+        "alternatives": [
+            {"intent": schema.intents[j], "p": round(float(probs[j]), 6)} for j in top
+        ],
+        "entities": entities,
+        "confidence": round(
+            utterance_confidence(raw_score, temps.utterance_scale, temps.utterance_shift), 6
+        ),
+        "raw_confidence": round(raw_score, 6),
+        "model_version": model_version,
+    }
+
+
+class NLUModel:
+    """A loaded NLU checkpoint, following the ``training.model.Model`` contract."""
+
+    kind = "nlu"
+
+    def __init__(self, model: JointNLU, tokenizer: Any, model_version: str) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.model_version = model_version
+
+    @classmethod
+    def load(cls, checkpoint_dir: str | Path) -> NLUModel:
+        from training.checkpoint import read_meta
+
+        meta = read_meta(checkpoint_dir, kind="nlu")
+        model, tokenizer = load_model(checkpoint_dir)
+        return cls(model, tokenizer, meta.model_version)
+
+    def predict_texts(
+        self, texts: Iterable[tuple[str, str]], *, batch_size: int = 64
+    ) -> Iterator[dict[str, Any]]:
+        """Predictions for ``(id, text)`` pairs, in order; texts are normalised first."""
+        it = iter(texts)
+        while chunk := list(itertools.islice(it, 256)):
+            norm = [normalize(t) for _, t in chunk]
+            raws = infer(self.model, self.tokenizer, norm, batch_size=batch_size)
+            for (uid, _), text, raw in zip(chunk, norm, raws, strict=True):
+                yield decode(
+                    uid,
+                    text,
+                    raw,
+                    self.model.schema,
+                    self.model.settings.temperatures,
+                    self.model_version,
+                )
+
+    def predict(self, rows: Iterable[ManifestRow]) -> Iterator[dict[str, Any]]:
+        """Predictions for manifest rows, from each row's label text ("" when it has none)."""
+        return self.predict_texts(
+            (row.id, (row.label.text if row.label and row.label.text else "")) for row in rows
+        )
+
+    def save(self, directory: str | Path) -> None:
+        from training.checkpoint import CheckpointMeta, read_meta, write_meta
+        from training.nlu.model import save_model
+
+        save_model(self.model, self.tokenizer, directory)
+        try:
+            meta = read_meta(directory, kind="nlu")
+        except Exception:
+            meta = CheckpointMeta(kind="nlu", model_version=self.model_version, config={})
+        write_meta(directory, meta)
+
+
+def predict(
+    checkpoint_dir: str | Path, texts: Iterable[tuple[str, str]]
+) -> Iterator[dict[str, Any]]:
+    """Predict ``(id, text)`` pairs with the NLU checkpoint in ``checkpoint_dir`` (lazily)."""
+    return NLUModel.load(checkpoint_dir).predict_texts(texts)
