@@ -106,6 +106,9 @@ class Recogniser:
 
     def save(self, directory: str | Path) -> None:
         """``save_pretrained`` of model, feature extractor and tokenizer, plus the temperature."""
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(directory)

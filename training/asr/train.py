@@ -244,7 +244,9 @@ def train_asr(
         by_steps = state["step"] / tc.max_steps if tc.max_steps > 0 else 0.0
         return min(1.0, max(by_time, by_steps))
 
-    best_state = copy.deepcopy(rec.model.state_dict()) if state["best_wer"] < math.inf else None
+    best_state = None
+    if resume and (out / "config.json").is_file():
+        best_state = load_recogniser(out, for_training=True).model.state_dict()
 
     def checkpoint() -> None:
         """Evaluate on dev, keep the best weights in ``out_dir``, the latest in ``last/``."""
@@ -295,7 +297,8 @@ def train_asr(
             state["audio_seconds"] += sum(train[i].seconds for i in idx)
             state["train_seconds"] += time.perf_counter() - step_t0
             state["elapsed"] = time.perf_counter() - start
-            loss_avg = float(loss) if loss_avg is None else 0.95 * loss_avg + 0.05 * float(loss)
+            loss_value = loss.item()
+            loss_avg = loss_value if loss_avg is None else 0.95 * loss_avg + 0.05 * loss_value
             if on_progress is not None:
                 on_progress(
                     {
@@ -320,8 +323,8 @@ def train_asr(
     checkpoint()
 
     # 5. The best weights, with a confidence temperature fitted on dev.
-    assert best_state is not None  # set by checkpoint() above
-    rec.model.load_state_dict(best_state)
+    if best_state is not None:  # always set by checkpoint() above
+        rec.model.load_state_dict(best_state)
     rec.model.eval()
     temperature, briers = fit_dev_temperature(rec, dev, device, cfg)
     rec.temperature = temperature

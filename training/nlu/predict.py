@@ -153,13 +153,14 @@ class NLUModel:
         )
 
     def save(self, directory: str | Path) -> None:
+        from earmark.errors import CheckpointError
         from training.checkpoint import CheckpointMeta, read_meta, write_meta
         from training.nlu.model import save_model
 
         save_model(self.model, self.tokenizer, directory)
         try:
             meta = read_meta(directory, kind="nlu")
-        except Exception:
+        except CheckpointError:
             meta = CheckpointMeta(kind="nlu", model_version=self.model_version, config={})
         write_meta(directory, meta)
 
