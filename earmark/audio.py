@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import math
 import os
+import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,9 +121,12 @@ def to_mono(data: np.ndarray) -> np.ndarray:
 def _open_bytes(path: str) -> tuple[int, bytes]:
     """``(file size, first 64 KiB)``; raises ``AudioError`` for missing/unreadable/empty files."""
     try:
-        size = os.stat(path).st_size
-        if os.path.isdir(path):
+        st = os.stat(path)
+        size = st.st_size
+        if stat.S_ISDIR(st.st_mode):
             raise AudioError(path, "not_audio", "this is a folder, not an audio file")
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end
+            raise AudioError(path, "not_audio", "not a regular file (a pipe or device?)")
         with open(path, "rb") as f:
             head = f.read(1 << 16)
     except FileNotFoundError as exc:

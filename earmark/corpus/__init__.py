@@ -1,1 +1,6 @@
-"""Corpora: the built-in synthetic smart-speaker corpus and importers of real data."""
+"""Corpora: the built-in synthetic smart-speaker corpus and importers of real data.
+
+``importers``: ``import_folder`` / ``import_manifest`` / ``import_slurp`` / ``import_fsdd``
+write an idempotent manifest plus a quarantine of broken items; ``check``: ``check_manifest``
+reports every problem of a manifest and its audio at once.
+"""

@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import difflib
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -36,7 +37,14 @@ from typing import Any
 
 from earmark.audio import AudioConfig, inspect_audio
 from earmark.errors import AudioError, CorpusError, ManifestError
-from earmark.manifest import ManifestRow, iter_rows, parse_row, read_manifest, write_manifest
+from earmark.manifest import (
+    KNOWN_KEYS,
+    ManifestRow,
+    iter_rows,
+    parse_row,
+    read_manifest,
+    write_manifest,
+)
 from earmark.records import Entity, Label, LabelSource, Utterance
 from earmark.text import normalize_labelled
 
@@ -237,7 +245,11 @@ def run_import(
     kept = present | set(added)
     _write_jsonl(
         report.quarantine,
-        (q.to_dict() for q in quarantine.values() if q.reason == "duplicate_id" or q.id not in kept),
+        (
+            q.to_dict()
+            for q in quarantine.values()
+            if q.reason == "duplicate_id" or q.id not in kept
+        ),
     )
     return report
 
@@ -307,7 +319,9 @@ def _manifest_candidates(src: Path) -> list[Candidate]:
         if problems:
             first = problems[0]
             uid = first.id or f"{src.name}:{first.line}"
-            reason = "duplicate_id" if problems[0].message.startswith("duplicate id") else "invalid_row"
+            reason = (
+                "duplicate_id" if problems[0].message.startswith("duplicate id") else "invalid_row"
+            )
             detail = "; ".join(f"field '{p.field}': {p.message}" for p in problems)
             audio = row.utterance.audio if row is not None else None
             out.append(QuarantineItem(uid, audio, reason, detail, f"{src}:{first.line}"))
@@ -316,9 +330,11 @@ def _manifest_candidates(src: Path) -> list[Candidate]:
     return out
 
 
-def _csv_candidates(src: Path) -> list[Candidate]:
+def _csv_candidates(src: Path) -> tuple[list[Candidate], list[str]]:
+    """Candidates from a CSV, and warnings (columns that are ignored)."""
     base = src.resolve().parent
     out: list[Candidate] = []
+    warnings: list[str] = []
     with open(src, encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f)
         columns = [c.strip() for c in reader.fieldnames or []]
@@ -327,10 +343,18 @@ def _csv_candidates(src: Path) -> list[Candidate]:
                 f"{src}: the CSV header has no 'audio' column (found: {', '.join(columns) or 'none'});"
                 f" expected columns {', '.join(CSV_COLUMNS)} (only audio is required)"
             )
+        # Known manifest fields other than the CSV's would arrive as strings: duration and
+        # sample rate are measured from the audio anyway, the rest need JSON (use a manifest).
+        ignored = sorted((KNOWN_KEYS - set(CSV_COLUMNS)) & set(columns))
+        if ignored:
+            warnings.append(
+                f"{src}: column(s) {', '.join(ignored)} ignored (a CSV carries "
+                f"{', '.join(CSV_COLUMNS)} and extra columns; use a JSONL manifest for the rest)"
+            )
         for raw in reader:
             line = reader.line_num
             cells = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
-            obj: dict[str, Any] = {k: v for k, v in cells.items() if v}
+            obj: dict[str, Any] = {k: v for k, v in cells.items() if v and k not in ignored}
             where = f"{src}:{line}"
             if "id" not in obj:
                 if "audio" not in obj:
@@ -346,10 +370,12 @@ def _csv_candidates(src: Path) -> list[Candidate]:
             row, problems = parse_row(obj, base_dir=base, path=str(src), line=line)
             if problems or row is None:
                 detail = "; ".join(f"field '{p.field}': {p.message}" for p in problems)
-                out.append(QuarantineItem(str(obj["id"]), obj.get("audio"), "invalid_row", detail, where))
+                out.append(
+                    QuarantineItem(str(obj["id"]), obj.get("audio"), "invalid_row", detail, where)
+                )
                 continue
             out.append(SourceItem(row, where))
-    return out
+    return out, warnings
 
 
 def import_manifest(
@@ -369,8 +395,220 @@ def import_manifest(
     path = Path(src)
     if not path.is_file():
         raise CorpusError(f"{path}: manifest not found (--format manifest wants a .jsonl or .csv)")
+    warnings: list[str] = []
     if path.suffix.lower() == ".csv":
-        candidates = _csv_candidates(path)
+        candidates, warnings = _csv_candidates(path)
     else:
         candidates = _manifest_candidates(path)
-    return run_import("manifest", path, out_dir, candidates, config=config, progress=progress)
+    return run_import(
+        "manifest", path, out_dir, candidates, config=config, progress=progress, warnings=warnings
+    )
+
+
+# --- SLURP -----------------------------------------------------------------------------------
+
+
+def _compact(text: str) -> str:
+    return "".join(text.split()).lower()
+
+
+def slurp_spans(
+    sentence: str, tokens: Sequence[str], spans: Sequence[Sequence[int]]
+) -> tuple[list[tuple[int, int] | None], bool]:
+    """Map SLURP token spans onto character offsets ``[start, end)`` of ``sentence``.
+
+    Tokens and sentence are compared without whitespace and case ("Friday"/"friday",
+    "grassmarket"/"grass market"). When their letters differ (the tokens sometimes carry a
+    misspelling: "obaba" for "obama"), a character alignment (difflib) places the span and
+    it is widened to whole words of the sentence. Returns ``(offsets, exact)``: ``None`` for
+    a span that cannot be placed; ``exact`` is False when the alignment was needed.
+    """
+    positions = [i for i, ch in enumerate(sentence) if not ch.isspace()]
+    letters = "".join(sentence[i] for i in positions).lower()
+    bounds: list[tuple[int, int]] = []
+    cursor = 0
+    for tok in tokens:
+        bounds.append((cursor, cursor + len(_compact(tok))))
+        cursor += len(_compact(tok))
+    joined = "".join(_compact(t) for t in tokens)
+    exact = joined == letters
+    to_sentence: dict[int, int] = {}
+    if exact:
+        to_sentence = dict(enumerate(positions))
+    else:
+        matcher = difflib.SequenceMatcher(None, letters, joined, autojunk=False)
+        for a, b, size in matcher.get_matching_blocks():
+            for k in range(size):
+                to_sentence[b + k] = positions[a + k]
+    out: list[tuple[int, int] | None] = []
+    for span in spans:
+        if not span or min(span) < 0 or max(span) >= len(tokens):
+            out.append(None)
+            continue
+        lo, hi = bounds[min(span)][0], bounds[max(span)][1]
+        mapped = [to_sentence[k] for k in range(lo, hi) if k in to_sentence]
+        if not mapped:
+            out.append(None)
+            continue
+        start, end = min(mapped), max(mapped) + 1
+        while start > 0 and not sentence[start - 1].isspace():
+            start -= 1
+        while end < len(sentence) and not sentence[end].isspace():
+            end += 1
+        out.append((start, end))
+    return out, exact
+
+
+def _slurp_item(obj: Any, where: str, recordings: Path | None, warnings: list[str]) -> Candidate:
+    """One SLURP line -> a seed-labelled candidate (or a quarantine item naming the problem)."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("sentence"), str):
+        return QuarantineItem(
+            where, None, "invalid_row", "not a SLURP object with a 'sentence'", where
+        )
+    sid = obj.get("slurp_id")
+    uid = f"slurp-{sid}" if sid is not None else f"slurp-{where.rsplit(':', 1)[-1]}"
+    sentence, intent = obj["sentence"], obj.get("intent")
+    if not isinstance(intent, str) or not intent:
+        return QuarantineItem(uid, None, "invalid_row", f"missing 'intent' (slurp_id {sid})", where)
+    tokens = [str(t.get("surface", "")) for t in obj.get("tokens", []) if isinstance(t, dict)]
+    raw_entities = [e for e in obj.get("entities", []) if isinstance(e, dict)]
+    offsets, exact = slurp_spans(sentence, tokens, [e.get("span") or [] for e in raw_entities])
+    entities: list[Entity] = []
+    for ent, off in zip(raw_entities, offsets, strict=True):
+        surfaces = " ".join(tokens[i] for i in ent.get("span") or [] if 0 <= i < len(tokens))
+        if off is None:
+            warnings.append(
+                f"{where} (slurp_id {sid}): entity {ent.get('type')} {surfaces!r} (tokens "
+                f"{ent.get('span')}) cannot be placed in the sentence; dropped"
+            )
+            continue
+        entities.append(Entity(str(ent.get("type")), *off))
+        if not exact and _compact(sentence[off[0] : off[1]]) != _compact(surfaces):
+            warnings.append(
+                f"{where} (slurp_id {sid}): tokens {surfaces!r} differ from the sentence; entity "
+                f"{ent.get('type')} placed on {sentence[off[0] : off[1]]!r}"
+            )
+    spans = sorted(entities, key=lambda e: e.start)
+    if any(b.start < a.end for a, b in itertools.pairwise(spans)):
+        return QuarantineItem(
+            uid, None, "invalid_row", f"overlapping entity spans (slurp_id {sid})", where
+        )
+    text, norm_entities = normalize_labelled(sentence, tuple(spans))
+    if not text:
+        return QuarantineItem(uid, None, "invalid_row", f"empty sentence (slurp_id {sid})", where)
+    audio: Path | None = None
+    if recordings is not None:
+        names = [r.get("file") for r in obj.get("recordings", []) if isinstance(r, dict)]
+        found = [recordings / n for n in names if isinstance(n, str) and (recordings / n).is_file()]
+        if not found:
+            listed = ", ".join(str(n) for n in names[:3]) + (" ..." if len(names) > 3 else "")
+            return QuarantineItem(
+                uid,
+                None,
+                "not_found",
+                f"none of the {len(names)} recording(s) listed ({listed or 'none'}) is in "
+                f"{recordings}; check --recordings",
+                where,
+            )
+        audio = found[0]
+    extra = {"slurp_id": sid, "sentence": sentence}
+    return _item(
+        uid, audio, where=where, text=text, intent=intent, entities=norm_entities, extra=extra
+    )
+
+
+def import_slurp(
+    src: str | Path,
+    out_dir: str | Path,
+    *,
+    recordings: str | Path | None = None,
+    config: AudioConfig | None = None,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """SLURP JSONL (e.g. ``devel.jsonl``): one seed-labelled utterance per line.
+
+    id ``slurp-{slurp_id}``; ``text`` is the normalised sentence (``normalize_labelled``), the
+    original kept as ``sentence``; ``intent`` as given; entities from token spans
+    (``slurp_spans``). Lines whose spans cannot be placed exactly are named in
+    ``report.warnings``. With ``recordings`` (SLURP's audio folder), the line's audio is the
+    first file of its ``recordings`` list that exists there (one utterance per request, so the
+    pool holds each request once); without it, rows have no audio (a text-only NLU corpus).
+    """
+    path = Path(src)
+    if not path.is_file():
+        raise CorpusError(f"{path}: SLURP file not found (e.g. slurp/devel.jsonl)")
+    rec_dir = None if recordings is None else Path(recordings)
+    if rec_dir is not None and not rec_dir.is_dir():
+        raise CorpusError(f"{rec_dir}: recordings folder not found")
+    warnings: list[str] = []
+    candidates: list[Candidate] = []
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{line_no}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                candidates.append(
+                    QuarantineItem(
+                        f"{path.name}:{line_no}",
+                        None,
+                        "invalid_row",
+                        f"not valid JSON: {exc.msg}",
+                        where,
+                    )
+                )
+                continue
+            candidates.append(_slurp_item(obj, where, rec_dir, warnings))
+    return run_import(
+        "slurp", path, out_dir, candidates, config=config, progress=progress, warnings=warnings
+    )
+
+
+# --- FSDD ------------------------------------------------------------------------------------
+
+
+def import_fsdd(
+    src: str | Path,
+    out_dir: str | Path,
+    *,
+    config: AudioConfig | None = None,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """The Free Spoken Digit Dataset: ``src`` is its ``recordings`` folder (or the folder above).
+
+    ``{digit}_{speaker}_{n}.wav`` -> id ``fsdd-{digit}-{speaker}-{n}``, text the digit's name
+    ("zero".."nine"), speaker the name (private), no intent. A ``.wav`` named otherwise is
+    quarantined (``bad_name``). The audio is 8 kHz and is resampled when loaded.
+    """
+    root = Path(src)
+    if (root / "recordings").is_dir():
+        root = root / "recordings"
+    if not root.is_dir():
+        raise CorpusError(f"{root}: not a folder (--format fsdd wants FSDD's recordings folder)")
+    parsed: list[tuple[tuple[int, str, int], Candidate]] = []
+    for p in root.glob("*.wav"):
+        m = FSDD_NAME.match(p.name)
+        if m is None:
+            detail = "the name is not {digit}_{speaker}_{n}.wav, so the digit spoken is unknown; rename it"
+            parsed.append(
+                ((10, p.name, 0), QuarantineItem(p.stem, str(p), "bad_name", detail, str(p)))
+            )
+            continue
+        digit, speaker, n = int(m.group(1)), m.group(2), int(m.group(3))
+        uid = f"fsdd-{digit}-{speaker}-{n}"
+        item = _item(uid, p, where=str(p), speaker=speaker, text=DIGIT_NAMES[digit])
+        parsed.append(((digit, speaker, n), item))
+    if not parsed:
+        raise CorpusError(f"{root}: no .wav files found (expected {{digit}}_{{speaker}}_{{n}}.wav)")
+    candidates = [c for _, c in sorted(parsed, key=lambda kv: kv[0])]
+    return run_import("fsdd", root, out_dir, candidates, config=config, progress=progress)
+
+
+IMPORTERS: dict[str, Callable[..., ImportReport]] = {
+    "folder": import_folder,
+    "manifest": import_manifest,
+    "slurp": import_slurp,
+    "fsdd": import_fsdd,
+}

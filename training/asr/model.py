@@ -131,7 +131,12 @@ def make_tokenizer(vocab: dict[str, int]) -> Any:
         path = Path(tmp) / "vocab.json"
         path.write_text(json.dumps(vocab))
         return Wav2Vec2CTCTokenizer(
-            str(path), unk_token=UNK, pad_token=BLANK, word_delimiter_token=WORD_SEP
+            str(path),
+            unk_token=UNK,
+            pad_token=BLANK,
+            word_delimiter_token=WORD_SEP,
+            bos_token=None,
+            eos_token=None,
         )
 
 
@@ -223,10 +228,11 @@ def load_recogniser(source: str | Path, *, for_training: bool = False) -> Recogn
     if temp_path.is_file():
         temperature = float(json.loads(temp_path.read_text()).get("temperature", 1.0))
     ours = default_vocab()
-    if for_training and vocab != ours:
+    same = model.config.vocab_size == len(ours) and all(vocab.get(t) == i for t, i in ours.items())
+    if for_training and not same:
         msg = (
             f"{src}: vocabulary differs from earmark's character vocabulary "
-            f"({len(vocab)} vs {len(ours)} tokens): replacing the CTC head with a new one "
+            f"({model.config.vocab_size} vs {len(ours)} tokens): replacing the CTC head with a new one "
             "(the encoder keeps its pretrained weights)"
         )
         log.warning(msg)

@@ -187,6 +187,7 @@ def train_asr(
     if tc.threads > 0:
         torch.set_num_threads(tc.threads)
     torch.manual_seed(tc.seed)
+    torch.set_flush_denormal(True)  # denormal floats make CPU matmuls crawl late in training
     device = pick_device(tc.device)
     out = Path(out_dir)
     last = out / LAST

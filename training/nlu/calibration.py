@@ -49,7 +49,9 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, *, steps: int =
 
 
 def raw_utterance_score(
-    intent_probs: Sequence[float], entity_confidences: Sequence[float], o_confidences: Sequence[float]
+    intent_probs: Sequence[float],
+    entity_confidences: Sequence[float],
+    o_confidences: Sequence[float],
 ) -> float:
     """``margin * min(entity confidences, O-word confidences, 1)`` (see the module docstring)."""
     top = sorted(intent_probs, reverse=True)

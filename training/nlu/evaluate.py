@@ -94,7 +94,9 @@ def evaluate_nlu(
         }
         missing = sorted(wanted - set(hyps))
         if missing:
-            raise ManifestError(f"the ASR returned no transcript for {len(missing)} row(s), e.g. {missing[:3]}")
+            raise ManifestError(
+                f"the ASR returned no transcript for {len(missing)} row(s), e.g. {missing[:3]}"
+            )
         texts = [(ex.id, hyps[ex.id]) for ex in examples]
     predictions = list(model.predict_texts(texts))
     scores = score_predictions(

@@ -15,7 +15,7 @@ Corpus-level F1 values are bootstrapped as ratios ``2tp / (2tp + fp + fn)`` over
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -65,7 +65,9 @@ def distance_counts(
     remaining = list(gold)
     tp = fp = fn = 0.0
     for ptype, pvalue in pred:
-        candidates = [(distance(gv, pvalue), k) for k, (gt, gv) in enumerate(remaining) if gt == ptype]
+        candidates = [
+            (distance(gv, pvalue), k) for k, (gt, gv) in enumerate(remaining) if gt == ptype
+        ]
         if candidates:
             d, k = min(candidates)
             tp += 1
@@ -85,10 +87,13 @@ def slu_counts(gold: Sequence[Pair], pred: Sequence[Pair]) -> tuple[float, float
     return w[0] + c[0], w[1] + c[1], w[2] + c[2]
 
 
-def f1_statistic(counts: Sequence[tuple[float, float, float]]):
+def f1_statistic(
+    counts: Sequence[tuple[float, float, float]],
+) -> Callable[[np.ndarray], float]:
     """Bootstrap statistic: micro F1 ``2tp / (2tp + fp + fn)`` over the resampled utterances."""
     arr = np.asarray(counts, dtype=float).reshape(-1, 3)
-    return ratio_statistic(2 * arr[:, 0], 2 * arr[:, 0] + arr[:, 1] + arr[:, 2])
+    tp, fp, fn = arr[:, 0], arr[:, 1], arr[:, 2]
+    return ratio_statistic((2 * tp).tolist(), (2 * tp + fp + fn).tolist())
 
 
 def nlu_scores(
@@ -116,9 +121,7 @@ def nlu_scores(
         "intent_accuracy": bootstrap(
             lambda idx: float(ok[idx].mean()), n, n_resamples=n_resamples, seed=seed
         ),
-        "entity_f1": bootstrap(
-            f1_statistic(entity_counts), n, n_resamples=n_resamples, seed=seed
-        ),
+        "entity_f1": bootstrap(f1_statistic(entity_counts), n, n_resamples=n_resamples, seed=seed),
         "slu_f1": bootstrap(f1_statistic(slu), n, n_resamples=n_resamples, seed=seed),
         "ece": bootstrap(
             lambda idx: expected_calibration_error(conf[idx], right[idx]),

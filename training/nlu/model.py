@@ -66,7 +66,7 @@ class JointNLU(nn.Module):
         self.encoder = encoder
         self.schema = schema
         self.settings = settings
-        hidden = int(encoder.config.hidden_size)  # type: ignore[union-attr]
+        hidden = int(getattr(encoder, "config").hidden_size)  # noqa: B009 (an HF model)
         self.dropout = nn.Dropout(settings.dropout)
         self.intent_head = nn.Linear(hidden, len(schema.intents))
         self.tag_head = nn.Linear(hidden, len(schema.tags))
@@ -87,9 +87,10 @@ class JointNLU(nn.Module):
     def grow(self, schema: LabelSchema) -> None:
         """Resize both heads to a schema that extends the current one (old rows are kept)."""
         old = self.schema
-        if schema.intents[: len(old.intents)] != old.intents or schema.tags[
-            : len(old.tags)
-        ] != old.tags:
+        if (
+            schema.intents[: len(old.intents)] != old.intents
+            or schema.tags[: len(old.tags)] != old.tags
+        ):
             raise CheckpointError("a grown label schema must keep the old labels in order")
         self.intent_head = _grown_linear(self.intent_head, len(schema.intents))
         self.tag_head = _grown_linear(self.tag_head, len(schema.tags))
@@ -108,8 +109,14 @@ def _grown_linear(layer: nn.Linear, n_out: int) -> nn.Linear:
 
 
 def scratch_encoder(
-    vocab_size: int, *, hidden_size: int, layers: int, heads: int, intermediate_size: int,
-    max_length: int, dropout: float,
+    vocab_size: int,
+    *,
+    hidden_size: int,
+    layers: int,
+    heads: int,
+    intermediate_size: int,
+    max_length: int,
+    dropout: float,
 ) -> nn.Module:
     """A small randomly initialised BERT encoder (no pooling layer)."""
     from transformers import BertConfig, BertModel
@@ -132,6 +139,7 @@ def pretrained_encoder(name_or_path: str) -> tuple[nn.Module, Any]:
     """``(encoder, tokenizer)`` of a Hugging Face encoder checkpoint (hub id or local folder)."""
     from transformers import AutoModel, AutoTokenizer
 
+    quiet_transformers()
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
         encoder = AutoModel.from_pretrained(name_or_path)
@@ -165,10 +173,19 @@ def resolve_encoder_name(name: str) -> str:
     return name
 
 
+def quiet_transformers() -> None:
+    """No per-save progress bars or load reports (our own log says what happens)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 def save_model(model: JointNLU, tokenizer: Any, directory: str | Path) -> None:
     """Write encoder + tokenizer (HF format), heads and ``nlu.json`` into ``directory``."""
     from safetensors.torch import save_file
 
+    quiet_transformers()
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model.encoder.save_pretrained(directory)  # type: ignore[operator]
@@ -196,6 +213,7 @@ def load_model(directory: str | Path) -> tuple[JointNLU, Any]:
     from safetensors.torch import load_file
     from transformers import AutoModel, AutoTokenizer
 
+    quiet_transformers()
     directory = Path(directory)
     info_path = directory / NLU_FILE
     if not info_path.is_file():
@@ -208,7 +226,11 @@ def load_model(directory: str | Path) -> tuple[JointNLU, Any]:
         dropout=float(info.get("dropout", 0.1)),
         temperatures=Temperatures(**info.get("temperatures", {})),
     )
-    encoder = AutoModel.from_pretrained(directory)
+    encoder, loading = AutoModel.from_pretrained(directory, output_loading_info=True)
+    missing = set(loading.get("missing_keys", ()))
+    if getattr(encoder, "pooler", None) is not None and any("pooler" in k for k in missing):
+        # we build BERT without its pooler (unused); do not grow an untrained one on load
+        encoder.pooler = None
     tokenizer = AutoTokenizer.from_pretrained(directory)
     model = JointNLU(encoder, schema, settings)
     heads = load_file(str(directory / HEADS_FILE))

@@ -76,10 +76,12 @@ def decode(
     tag_probs = torch.softmax(raw.word_tag_logits / temps.tag, dim=-1)
     tags = [schema.tags[int(j)] for j in tag_probs.argmax(-1).tolist()]
     word_conf = tag_probs.max(-1).values.tolist()
-    entities = []
+    entities: list[dict[str, Any]] = []
+    entity_conf: list[float] = []
     for etype, first, stop in decode_words(tags):
         ent = words_to_entity(text, etype, first, stop)
         conf = float(torch.tensor(word_conf[first:stop]).prod())
+        entity_conf.append(conf)
         entities.append(
             {
                 "type": etype,
@@ -90,9 +92,7 @@ def decode(
             }
         )
     o_conf = [c for c, t in zip(word_conf, tags, strict=True) if t == OUTSIDE]
-    raw_score = raw_utterance_score(
-        probs.tolist(), [e["confidence"] for e in entities], o_conf
-    )
+    raw_score = raw_utterance_score(probs.tolist(), entity_conf, o_conf)
     return {
         "id": uid,
         "text": text,

@@ -103,7 +103,11 @@ class LabelSchema:
                 if ent.type not in types:
                     problems.append(
                         Problem(
-                            path, ex.line, ex.id, f"entities[{i}].type", f"unknown type {ent.type!r}"
+                            path,
+                            ex.line,
+                            ex.id,
+                            f"entities[{i}].type",
+                            f"unknown type {ent.type!r}",
                         )
                     )
         if problems:

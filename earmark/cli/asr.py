@@ -1,0 +1,101 @@
+"""``earmark train asr`` and ``earmark transcribe``: thin wrappers around ``training.asr``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from earmark.errors import EarmarkError
+
+
+def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    groups["train"].command("asr")(train_asr_command)
+    app.command("transcribe")(transcribe_command)
+
+
+def train_asr_command(
+    train: Path = typer.Option(..., "--train", help="Training manifest (rows with 'text')."),
+    dev: Path = typer.Option(..., "--dev", help="Dev manifest: best-checkpoint choice, temperature."),
+    out: Path = typer.Option(..., "--out", help="Output folder (best checkpoint; last/ to resume)."),
+    config: Path | None = typer.Option(None, "--config", help="YAML config (default configs/asr.yaml)."),
+    init: str | None = typer.Option(
+        None, "--init", help="Warm start: earmark checkpoint, HF CTC folder or hub id."
+    ),
+    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
+    max_minutes: float | None = typer.Option(None, "--max-minutes", help="Wall-clock budget."),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="Step budget."),
+    overrides: list[str] = typer.Argument(None, help="Dotted overrides, e.g. train.lr=0.001."),
+) -> None:
+    """Train (or fine-tune) the CTC recogniser; keeps the best checkpoint by dev WER in --out."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from training.asr.config import load_asr_config
+    from training.asr.train import train_asr
+
+    extra = list(overrides or [])
+    if max_minutes is not None:
+        extra.append(f"train.max_minutes={max_minutes}")
+        if max_steps is None:
+            extra.append("train.max_steps=0")
+    if max_steps is not None:
+        extra.append(f"train.max_steps={max_steps}")
+        if max_minutes is None:
+            extra.append("train.max_minutes=0")
+    cfg = load_asr_config(config, tuple(extra))
+    console = Console(stderr=True)
+    columns = (
+        TextColumn("[bold]train asr"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+    )
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("", total=1.0)
+
+        def on_progress(d: dict) -> None:
+            bar.update(
+                task,
+                completed=d["fraction"],
+                description=f"step {d['step']} loss {d['loss']:.3f} "
+                f"{d['audio_s_per_s']:.0f} audio-s/s lr {d['lr']:.2e}",
+            )
+
+        result = train_asr(
+            cfg, train, dev, out, init=init, resume=resume, on_progress=on_progress, log=bar.console.print
+        )
+    typer.echo(json.dumps({"checkpoint": str(result.checkpoint), **_plain(result.metrics)}))
+
+
+def _plain(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if not isinstance(v, dict)}
+
+
+def transcribe_command(
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="ASR checkpoint folder."),
+    manifest: Path = typer.Option(..., "--manifest", help="Manifest of utterances to transcribe."),
+    out: Path = typer.Option(..., "--out", help="Predictions JSONL (one line per utterance)."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Utterances per forward pass."),
+    device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: CUDA if present)."),
+) -> None:
+    """Transcribe a manifest: hypothesis, utterance confidence, per-word confidence and times."""
+    from rich.progress import Progress
+
+    from earmark.manifest import iter_manifest
+    from training.asr.transcribe import transcribe
+
+    if not checkpoint.is_dir():
+        raise EarmarkError(f"{checkpoint}: checkpoint folder not found")
+    total = sum(1 for _ in iter_manifest(manifest))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f, Progress(transient=True) as bar:
+        task = bar.add_task("transcribe", total=total)
+        for pred in transcribe(checkpoint, iter_manifest(manifest), batch_size=batch_size, device=device):
+            f.write(json.dumps(pred, ensure_ascii=False) + "\n")
+            bar.advance(task)
+    tmp.replace(out)
+    typer.echo(f"{total} predictions -> {out}")

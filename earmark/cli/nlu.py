@@ -1,0 +1,122 @@
+"""``earmark train nlu`` and ``earmark predict nlu``: thin wrappers around ``training.nlu``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from earmark.errors import EarmarkError
+
+
+def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    groups["train"].command("nlu")(train_nlu_command)
+    groups["predict"].command("nlu")(predict_nlu_command)
+
+
+def train_nlu_command(
+    train: Path = typer.Option(..., "--train", help="Training manifest (rows with text + intent)."),
+    dev: Path = typer.Option(..., "--dev", help="Dev manifest: best-epoch choice and calibration."),
+    out: Path = typer.Option(
+        ..., "--out", help="Output folder (best checkpoint; last/ to resume)."
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", help="YAML config (default configs/nlu.yaml)."
+    ),
+    init: Path | None = typer.Option(
+        None, "--init", help="Warm start from an NLU checkpoint (heads grow for new labels)."
+    ),
+    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
+    max_minutes: float | None = typer.Option(None, "--max-minutes", help="Wall-clock budget."),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="Step budget."),
+    asr_predictions: Path | None = typer.Option(
+        None,
+        "--asr-predictions",
+        help="ASR predictions JSONL of the training audio: also train on these hypotheses, "
+        "with the gold labels projected where the words match.",
+    ),
+    overrides: list[str] = typer.Argument(None, help="Dotted overrides, e.g. optim.lr=0.0003."),
+) -> None:
+    """Train (or fine-tune) the joint intent + entity model; keeps the best epoch on dev."""
+    from rich.console import Console
+
+    from training.nlu.train import load_nlu_config, train_nlu
+
+    extra = list(overrides or [])
+    if max_minutes is not None:
+        extra.append(f"budget_minutes={max_minutes}")
+    if max_steps is not None:
+        extra.append(f"optim.max_steps={max_steps}")
+    cfg = load_nlu_config(config, tuple(extra))
+    console = Console(stderr=True)
+    with console.status("training the NLU..."):
+        metrics = train_nlu(
+            train,
+            dev,
+            out,
+            cfg,
+            init=init,
+            resume=resume,
+            asr_predictions=asr_predictions,
+            log=lambda line: console.print(line, highlight=False, markup=False),
+        )
+    dev_values = {k: v["value"] for k, v in metrics.items() if isinstance(v, dict) and "value" in v}
+    typer.echo(json.dumps({"checkpoint": str(out), **dev_values}))
+
+
+def predict_nlu_command(
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="NLU checkpoint folder."),
+    manifest: Path | None = typer.Option(
+        None, "--manifest", help="Manifest whose 'text' is read (rows without text are skipped)."
+    ),
+    asr_predictions: Path | None = typer.Option(
+        None,
+        "--asr-predictions",
+        help="ASR predictions JSONL ({id, text, ...}): read the text from here instead "
+        "(with --manifest, only the manifest's ids).",
+    ),
+    out: Path | None = typer.Option(None, "--out", help="Predictions JSONL (default: stdout)."),
+) -> None:
+    """Predict intent (with top alternatives), entities and a calibrated confidence per utterance."""
+    from earmark.manifest import iter_manifest
+    from training.nlu.data import read_asr_predictions
+    from training.nlu.predict import predict
+
+    if not checkpoint.is_dir():
+        raise EarmarkError(f"{checkpoint}: checkpoint folder not found")
+    if manifest is None and asr_predictions is None:
+        raise EarmarkError("give --manifest, --asr-predictions, or both")
+    texts: list[tuple[str, str]]
+    if asr_predictions is not None:
+        hyps = read_asr_predictions(asr_predictions)
+        if manifest is None:
+            texts = list(hyps.items())
+        else:
+            ids = [row.id for row in iter_manifest(manifest)]
+            missing = [i for i in ids if i not in hyps]
+            if missing:
+                raise EarmarkError(
+                    f"{asr_predictions}: no transcript for {len(missing)} id(s) of {manifest}, "
+                    f"e.g. {missing[:3]}"
+                )
+            texts = [(i, hyps[i]) for i in ids]
+    else:
+        assert manifest is not None
+        texts = [
+            (row.id, row.label.text)
+            for row in iter_manifest(manifest)
+            if row.label is not None and row.label.text is not None
+        ]
+    lines = (json.dumps(p, ensure_ascii=False) for p in predict(checkpoint, texts))
+    if out is None:
+        for line in lines:
+            typer.echo(line)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for line in lines:
+            f.write(line + "\n")
+    tmp.replace(out)
+    typer.echo(f"{len(texts)} predictions -> {out}", err=True)

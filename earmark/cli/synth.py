@@ -1,0 +1,81 @@
+"""``earmark corpus synth``: a thin wrapper around ``earmark.corpus.synth.build_corpus``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import ProgressColumn, Task
+from rich.text import Text
+
+
+class _RateColumn(ProgressColumn):
+    """Utterances per second so far."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:.0f} utt/s", style="progress.data.speed")
+
+
+def synth_command(
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Corpus folder: audio/, the manifests and corpus.json go here."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same corpus."),
+    config: Path | None = typer.Option(
+        None, "--config", help="Synthesis YAML (see configs/corpus.yaml; defaults without it)."
+    ),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="Override a config key, e.g. --set sizes.pool=500 (repeatable)."
+    ),
+) -> None:
+    """Synthesise the built-in smart-speaker corpus into OUT with espeak-ng and/or flite.
+
+    Writes OUT/seed.jsonl (labelled), pool.jsonl (unlabelled), pool_answers.jsonl (the pool's
+    true labels, for the simulated annotator and benchmarks only), dev.jsonl, test.jsonl,
+    corpus.json and audio/*.wav (16 kHz mono). Re-running with the same seed and config
+    reuses the audio and rewrites identical manifests.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from earmark.config import load_config
+    from earmark.corpus.synth import SPLITS, SynthConfig, build_corpus
+
+    cfg = load_config(SynthConfig, config, overrides)
+    err = Console(stderr=True)
+    with Progress(
+        "[bold]synthesising",
+        BarColumn(),
+        MofNCompleteColumn(),
+        _RateColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("synth", total=None)
+        summary = build_corpus(
+            out,
+            cfg,
+            seed,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    info = summary.info
+    console = Console(highlight=False, soft_wrap=True)
+    sizes = ", ".join(f"{s} {info['sizes'][s]}" for s in SPLITS)
+    engines = ", ".join(f"{n} {e['version']}" for n, e in info["engines"].items())
+    rate = summary.rendered / summary.seconds if summary.seconds > 0 else 0.0
+    console.print(f"corpus: {summary.out_dir} ({info['total']} utterances: {sizes})")
+    console.print(
+        f"voices: {info['n_voices']} ({engines}); intents: {len(info['intents'])}; "
+        f"entity types: {len(info['entity_types'])}; audio: {info['audio_hours']:.2f} h"
+    )
+    console.print(
+        f"synthesised {summary.rendered}, reused {summary.reused} in {summary.seconds:.1f} s "
+        f"({rate:.0f} utt/s)"
+    )
+
+
+def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    groups["corpus"].command("synth")(synth_command)

@@ -1,0 +1,776 @@
+"""``earmark corpus synth``: a smart-speaker corpus synthesised locally from the project grammar.
+
+``build_corpus(out_dir, config, seed)`` plans every utterance (text, intent, entities, voice,
+noise) as a pure function of ``(config, seed, engines installed)``, renders the audio that is
+not already there with espeak-ng and/or flite, and writes the manifests::
+
+    out_dir/audio/*.wav          16 kHz mono 16-bit
+    out_dir/seed.jsonl           labelled seed set
+    out_dir/pool.jsonl           the unlabelled pool (no text, intent or entities)
+    out_dir/pool_answers.jsonl   the pool's true labels: only the simulated annotator and the
+                                 benchmarks read it
+    out_dir/dev.jsonl, test.jsonl
+    out_dir/corpus.json          sizes, voices, engines, intents, entity types, seed, timings
+
+A second run with the same seed and config reuses the audio (file names carry a hash of what
+was rendered) and writes byte-identical manifests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import hashlib
+import io
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import soundfile as sf
+
+from earmark.config import to_dict
+from earmark.corpus import grammar
+from earmark.corpus.noise import NOISE_KINDS, make_noise, mix_at_snr
+from earmark.errors import CorpusError
+from earmark.manifest import ManifestRow, write_manifest
+from earmark.records import Label, LabelSource, Utterance
+
+SAMPLE_RATE = 16_000
+SPLITS = ("seed", "pool", "dev", "test")
+# Planned in this order so that changing the size of the seed set or pool leaves dev and
+# test untouched.
+_PLAN_ORDER = ("test", "dev", "seed", "pool")
+ENGINES = ("espeak-ng", "flite")
+INSTALL_HINT = (
+    "install a speech synthesiser: `sudo apt-get install espeak-ng flite` "
+    "(both is best: a model trained on one engine does not generalise to the other), "
+    "or `pip install earmark[espeak]` for espeak-ng without root"
+)
+
+# --- config ------------------------------------------------------------------------------
+
+
+def _check_range(name: str, pair: tuple[float, ...], low: float, high: float) -> None:
+    if len(pair) != 2 or not low <= pair[0] <= pair[1] <= high:
+        raise ValueError(f"{name} must be [min, max] with {low} <= min <= max <= {high}")
+
+
+@dataclass(frozen=True)
+class SplitSizes:
+    """Utterances per split; ``seed + pool`` is what an ASR benchmark may train on."""
+
+    seed: int = 300
+    pool: int = 2700
+    dev: int = 300
+    test: int = 500
+
+    def __post_init__(self) -> None:
+        for name in SPLITS:
+            if getattr(self, name) < 0:
+                raise ValueError(f"sizes.{name} must be >= 0")
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in SPLITS}
+
+
+@dataclass(frozen=True)
+class VoiceGrid:
+    """The voice space: a voice is one engine voice x variant x rate x pitch."""
+
+    espeak: tuple[str, ...] = (
+        "en-us",
+        "en",  # British English; libespeak-ng does not resolve "en-gb" by name
+        "en-gb-scotland",
+        "en-gb-x-rp",
+        "en-gb-x-gbclan",
+        "en-gb-x-gbcwmd",
+        "en-029",
+        "en-us-nyc",
+    )
+    espeak_variants: tuple[str, ...] = (
+        "m1",
+        "m2",
+        "m3",
+        "m4",
+        "m5",
+        "m6",
+        "m7",
+        "f1",
+        "f2",
+        "f3",
+        "f4",
+        "f5",
+        "klatt",
+        "klatt3",
+        "Andy",
+        "Annie",
+    )
+    espeak_rates: tuple[int, ...] = (140, 160, 175, 190)  # words per minute
+    espeak_pitches: tuple[int, ...] = (35, 45, 55, 65)  # 0-99
+    flite: tuple[str, ...] = ("kal", "awb", "rms", "slt")
+    flite_stretch: tuple[float, ...] = (0.9, 1.0, 1.15)  # duration_stretch
+    flite_f0: tuple[int, ...] = (95, 120, 150, 180)  # int_f0_target_mean (Hz)
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """Background noise and level changes, drawn per utterance."""
+
+    prob: float = 0.9  # share of utterances that get background noise
+    kinds: tuple[str, ...] = NOISE_KINDS
+    snr_db: tuple[float, ...] = (5.0, 30.0)
+    gain_db: tuple[float, ...] = (-10.0, 0.0)
+    lead_s: tuple[float, ...] = (0.05, 0.4)  # silence before the speech
+    trail_s: tuple[float, ...] = (0.05, 0.4)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.prob <= 1:
+            raise ValueError("noise.prob must be in [0, 1]")
+        unknown = sorted(set(self.kinds) - set(NOISE_KINDS))
+        if unknown or not self.kinds:
+            raise ValueError(f"noise.kinds must be a non-empty subset of {list(NOISE_KINDS)}")
+        _check_range("noise.snr_db", self.snr_db, -20, 100)
+        _check_range("noise.gain_db", self.gain_db, -60, 20)
+        _check_range("noise.lead_s", self.lead_s, 0, 10)
+        _check_range("noise.trail_s", self.trail_s, 0, 10)
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Everything ``build_corpus`` needs besides the seed (``configs/corpus.yaml``, ``synth:``)."""
+
+    sizes: SplitSizes = field(default_factory=SplitSizes)
+    engines: tuple[str, ...] = ENGINES  # those wanted; the ones installed are used
+    # espeak-ng through: auto (system library, binary, then the wheel) | library | binary | wheel
+    espeak_backend: Literal["auto", "library", "binary", "wheel"] = "auto"
+    espeak_wheel: bool = True  # with auto: fall back to the espeakng-loader wheel
+    n_voices: int = 48  # distinct voices drawn from the grid
+    flite_share: float = 0.35  # share of voices and utterances on flite when both exist
+    holdout_voices: int = 0  # voices heard only in dev and test
+    voices: VoiceGrid = field(default_factory=VoiceGrid)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    workers: int = 3  # synthesis threads (each mostly waits on an engine subprocess)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.engines) - set(ENGINES))
+        if unknown or not self.engines:
+            raise ValueError(f"engines must be a non-empty subset of {list(ENGINES)}")
+        if self.n_voices < 1:
+            raise ValueError("n_voices must be >= 1")
+        if not 0 <= self.flite_share <= 1:
+            raise ValueError("flite_share must be in [0, 1]")
+        if not 0 <= self.holdout_voices < self.n_voices:
+            raise ValueError("holdout_voices must be >= 0 and < n_voices")
+        if self.workers < 1:
+            raise ValueError("workers must be >= 1")
+
+
+# --- voices and engines ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One synthetic speaker; ``id`` is what the manifests record as the (private) speaker."""
+
+    engine: str
+    name: str
+    rate: float  # espeak: words per minute; flite: duration stretch
+    pitch: int  # espeak: 0-99; flite: mean F0 in Hz (0: the voice's own)
+
+    @property
+    def id(self) -> str:
+        if self.engine == "espeak-ng":
+            return f"espeak-{self.name}-r{int(self.rate)}-p{self.pitch}"
+        return f"flite-{self.name}-d{self.rate:.2f}-f{self.pitch}"
+
+
+def voice_grid(grid: VoiceGrid, engine: str) -> list[Voice]:
+    """Every distinct voice of ``engine`` in ``grid``.
+
+    flite's ``rms`` ignores ``int_f0_target_mean``, so its pitch variants would be the same
+    voice twice: they are collapsed to one.
+    """
+    voices: list[Voice] = []
+    if engine == "espeak-ng":
+        for base in grid.espeak:
+            for variant in grid.espeak_variants:
+                for rate in grid.espeak_rates:
+                    for pitch in grid.espeak_pitches:
+                        voices.append(Voice(engine, f"{base}+{variant}", rate, pitch))
+    else:
+        for name in grid.flite:
+            for stretch in grid.flite_stretch:
+                for f0 in (0,) if name == "rms" else grid.flite_f0:
+                    voices.append(Voice(engine, name, stretch, f0))
+    return voices
+
+
+class Engine:
+    """A speech synthesiser: ``synthesize(voice, text) -> (wave float32 (n,), sample_rate)``."""
+
+    name: str = ""
+    version: str = ""
+
+    def synthesize(self, voice: Voice, text: str) -> tuple[np.ndarray, int]:
+        raise NotImplementedError
+
+
+def _read_wav_bytes(data: bytes, what: str) -> tuple[np.ndarray, int]:
+    try:
+        wave, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=False)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise CorpusError(f"{what}: the engine wrote no readable WAV ({exc})") from exc
+    return np.asarray(wave if wave.ndim == 1 else wave.mean(axis=1)), int(sr)
+
+
+def _run(cmd: list[str], what: str) -> bytes:
+    try:
+        done = subprocess.run(cmd, capture_output=True, check=True, timeout=60)
+    except subprocess.CalledProcessError as exc:
+        detail = exc.stderr.decode(errors="replace").strip()
+        raise CorpusError(f"{what}: {cmd[0]} failed (exit {exc.returncode}): {detail}") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise CorpusError(f"{what}: {cmd[0]} took more than 60 s") from exc
+    return done.stdout
+
+
+def _version(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    match = re.search(r"\d+\.\d+(\.\d+)?", out)
+    return match.group(0) if match else "unknown"
+
+
+class EspeakCli(Engine):
+    """The ``espeak-ng`` binary, WAV on stdout."""
+
+    name = "espeak-ng"
+
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+        self.version = _version([binary, "--version"])
+
+    def synthesize(self, voice: Voice, text: str) -> tuple[np.ndarray, int]:
+        cmd = [self.binary, "-v", voice.name, "-s", str(int(voice.rate)), "-p", str(voice.pitch)]
+        data = _run([*cmd, "--stdout", text], f"voice {voice.id}")
+        return _read_wav_bytes(data, f"voice {voice.id}")
+
+
+class FliteCli(Engine):
+    """The ``flite`` binary; ``-o /dev/stdout`` gets the WAV without a temporary file."""
+
+    name = "flite"
+
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+        self.version = _version([binary, "--version"])
+
+    def synthesize(self, voice: Voice, text: str) -> tuple[np.ndarray, int]:
+        cmd = [self.binary, "-voice", voice.name, "--setf", f"duration_stretch={voice.rate}"]
+        if voice.pitch:
+            cmd += ["--setf", f"int_f0_target_mean={voice.pitch}"]
+        data = _run([*cmd, "-t", text, "-o", "/dev/stdout"], f"voice {voice.id}")
+        return _read_wav_bytes(data, f"voice {voice.id}")
+
+
+_SynthCallback = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+)
+
+
+class EspeakLibrary(Engine):
+    """libespeak-ng in-process through ctypes: the system's, or the ``espeakng-loader`` wheel's.
+
+    About three times faster than starting the binary per utterance (no process start, no
+    reloading of the dictionary). The library keeps global state, so calls are serialised
+    with a lock; ``data_path`` None means the library's built-in data folder.
+    """
+
+    name = "espeak-ng"
+    _AUDIO_OUTPUT_SYNCHRONOUS = 2
+    _RATE, _PITCH = 1, 3
+    _POS_CHARACTER = 1
+    _CHARS_UTF8 = 1
+
+    def __init__(self, library_path: str, data_path: str | None) -> None:
+        self.lib = ctypes.CDLL(library_path)
+        self.lib.espeak_Initialize.restype = ctypes.c_int
+        self.lib.espeak_Initialize.argtypes = [
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_char_p,
+            ctypes.c_int,
+        ]
+        self.sample_rate = self.lib.espeak_Initialize(
+            self._AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path.encode() if data_path else None, 0
+        )
+        if self.sample_rate <= 0:
+            raise CorpusError(f"libespeak-ng at {library_path} failed to start (data {data_path})")
+        self._chunks: list[np.ndarray] = []
+        self._callback = _SynthCallback(self._collect)  # kept alive as long as the engine
+        self.lib.espeak_SetSynthCallback(self._callback)
+        self.lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        self._lock = threading.Lock()
+        version_fn = self.lib.espeak_Info
+        version_fn.restype = ctypes.c_char_p
+        version_fn.argtypes = [ctypes.c_void_p]
+        self.version = (version_fn(None) or b"unknown").decode()
+
+    def _collect(self, wav: Any, n: int, _events: Any) -> int:
+        if n > 0 and wav:
+            self._chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
+        return 0
+
+    def synthesize(self, voice: Voice, text: str) -> tuple[np.ndarray, int]:
+        with self._lock:
+            if self.lib.espeak_SetVoiceByName(voice.name.encode()) != 0:
+                raise CorpusError(f"voice {voice.id}: libespeak-ng does not know {voice.name!r}")
+            self.lib.espeak_SetParameter(self._RATE, int(voice.rate), 0)
+            self.lib.espeak_SetParameter(self._PITCH, voice.pitch, 0)
+            self._chunks = []
+            data = text.encode() + b"\0"
+            status = self.lib.espeak_Synth(
+                data, len(data), 0, self._POS_CHARACTER, 0, self._CHARS_UTF8, None, None
+            )
+            if status != 0:
+                raise CorpusError(f"voice {voice.id}: libespeak-ng failed (status {status})")
+            chunks, self._chunks = self._chunks, []
+        wave = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
+        return wave.astype(np.float32) / 32768.0, self.sample_rate
+
+
+@cache
+def _espeak_library(library_path: str, data_path: str | None) -> EspeakLibrary:
+    """One engine per library: libespeak-ng has global state, so it must not be set up twice."""
+    return EspeakLibrary(library_path, data_path)
+
+
+def _espeak(backend: str, use_wheel: bool, search_path: str | None) -> Engine | None:
+    """espeak-ng by ``backend``: "library" (the system's libespeak-ng, in-process), "binary",
+    "wheel" (``espeakng-loader``) or "auto" (those in this order; the wheel only with
+    ``use_wheel``)."""
+    if backend in ("auto", "library"):
+        library = ctypes.util.find_library("espeak-ng")
+        if library:
+            with contextlib.suppress(OSError, CorpusError):
+                return _espeak_library(library, None)
+    if backend in ("auto", "binary"):
+        binary = shutil.which("espeak-ng", path=search_path)
+        if binary:
+            return EspeakCli(binary)
+    if backend == "wheel" or (backend == "auto" and use_wheel):
+        try:
+            import espeakng_loader  # type: ignore[import-not-found]
+        except ImportError:
+            return None
+        return _espeak_library(espeakng_loader.get_library_path(), espeakng_loader.get_data_path())
+    return None
+
+
+def find_engines(
+    wanted: Sequence[str] = ENGINES,
+    *,
+    espeak_backend: str = "auto",
+    use_wheel: bool = True,
+    search_path: str | None = None,
+) -> dict[str, Engine]:
+    """The wanted engines that are installed, by name; ``search_path`` replaces ``$PATH``.
+
+    See ``_espeak`` for ``espeak_backend``. Raises ``CorpusError`` saying what to install
+    when none of ``wanted`` is found.
+    """
+    found: dict[str, Engine] = {}
+    if "espeak-ng" in wanted and (espeak := _espeak(espeak_backend, use_wheel, search_path)):
+        found["espeak-ng"] = espeak
+    if "flite" in wanted and (binary := shutil.which("flite", path=search_path)):
+        found["flite"] = FliteCli(binary)
+    if not found:
+        raise CorpusError(f"no speech synthesiser found among {', '.join(wanted)}: {INSTALL_HINT}")
+    return found
+
+
+# --- planning ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """How one utterance's audio is made, beyond text and voice; all drawn per utterance."""
+
+    noise: str  # a noise kind or "none"
+    snr_db: float
+    gain_db: float
+    lead_s: float
+    trail_s: float
+    noise_seed: int
+
+
+@dataclass(frozen=True)
+class PlannedUtterance:
+    id: str
+    split: str
+    label: Label
+    voice: Voice
+    rendering: Rendering
+
+    @property
+    def audio_name(self) -> str:
+        """``{id}-{hash}.wav``: the hash covers everything that shapes the audio."""
+        spec = json.dumps(
+            [self.label.text, self.voice.id, self.rendering.__dict__, SAMPLE_RATE], sort_keys=True
+        )
+        return f"{self.id}-{hashlib.sha1(spec.encode()).hexdigest()[:10]}.wav"
+
+
+def choose_voices(config: SynthConfig, engines: Sequence[str], seed: int) -> list[Voice]:
+    """``n_voices`` distinct voices drawn from the grid, split between the engines present."""
+    rng = random.Random(f"earmark-voices-{seed}")
+    n_flite = 0
+    if "flite" in engines:
+        n_flite = (
+            config.n_voices
+            if "espeak-ng" not in engines
+            else round(config.n_voices * config.flite_share)
+        )
+    counts = {"flite": n_flite, "espeak-ng": config.n_voices - n_flite}
+    chosen: list[Voice] = []
+    for engine in ENGINES:
+        if engine not in engines or counts[engine] == 0:
+            continue
+        grid = voice_grid(config.voices, engine)
+        if len(grid) < counts[engine]:
+            raise CorpusError(
+                f"n_voices: {counts[engine]} {engine} voices wanted, the grid has {len(grid)}"
+            )
+        chosen += rng.sample(grid, counts[engine])
+    return chosen
+
+
+def _holdout(voices: list[Voice], k: int, rng: random.Random) -> set[str]:
+    """``k`` voice ids heard only in dev/test, taken from each engine in turn."""
+    by_engine: dict[str, list[Voice]] = {}
+    for v in voices:
+        by_engine.setdefault(v.engine, []).append(v)
+    pools = [rng.sample(vs, len(vs)) for _, vs in sorted(by_engine.items())]
+    held: set[str] = set()
+    while len(held) < k:
+        for pool in pools:
+            if len(held) < k and len(pool) > 1:  # keep at least one voice per engine to train
+                held.add(pool.pop().id)
+        if all(len(p) <= 1 for p in pools):
+            break
+    return held
+
+
+def _draw_rendering(noise: NoiseConfig, rng: random.Random) -> Rendering:
+    kind = rng.choice(noise.kinds) if rng.random() < noise.prob else "none"
+    return Rendering(
+        noise=kind,
+        snr_db=round(rng.uniform(*noise.snr_db[:2]), 2),
+        gain_db=round(rng.uniform(*noise.gain_db[:2]), 2),
+        lead_s=round(rng.uniform(*noise.lead_s[:2]), 3),
+        trail_s=round(rng.uniform(*noise.trail_s[:2]), 3),
+        noise_seed=rng.getrandbits(32),
+    )
+
+
+def plan_corpus(config: SynthConfig, seed: int, engines: Sequence[str]) -> list[PlannedUtterance]:
+    """Every utterance of the corpus, a pure function of ``(config, seed, engines)``.
+
+    Within a split, utterances alternate between engines in the ratio ``flite_share`` (so
+    every split of three or more hears both); no (text, voice) pair occurs twice anywhere.
+    """
+    voices = choose_voices(config, engines, seed)
+    held = _holdout(voices, config.holdout_voices, random.Random(f"earmark-holdout-{seed}"))
+    share = config.flite_share if {"flite", "espeak-ng"} <= set(engines) else None
+    seen: set[tuple[str, str]] = set()
+    planned: dict[str, list[PlannedUtterance]] = {}
+    for split in _PLAN_ORDER:
+        rng = random.Random(f"earmark-{split}-{seed}")
+        allowed = [v for v in voices if split in ("dev", "test") or v.id not in held]
+        by_engine = {e: [v for v in allowed if v.engine == e] for e in ENGINES}
+        rows: list[PlannedUtterance] = []
+        for i in range(getattr(config.sizes, split)):
+            if share is None:
+                engine = engines[0]
+            else:  # a low-discrepancy sequence: exact proportions, both engines early on
+                engine = (
+                    "flite" if int((i + 1) * share + 0.5) > int(i * share + 0.5) else "espeak-ng"
+                )
+            for _attempt in range(100):
+                text, intent, entities = grammar.sample(rng)
+                voice = rng.choice(by_engine[engine])
+                if (text, voice.id) not in seen:
+                    break
+            else:
+                raise CorpusError(f"{split}: cannot find an unused (text, voice) pair")
+            seen.add((text, voice.id))
+            uid = f"{split}-{i:05d}"
+            label = Label(uid, text, intent, entities, LabelSource.SEED)
+            rows.append(
+                PlannedUtterance(uid, split, label, voice, _draw_rendering(config.noise, rng))
+            )
+        planned[split] = rows
+    return [u for split in SPLITS for u in planned[split]]
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+
+def _db(x: float) -> float:
+    return float(10 ** (x / 20))
+
+
+def render(
+    utt: PlannedUtterance,
+    engine: Engine,
+    path: Path,
+    *,
+    babble_bank: Sequence[np.ndarray] = (),
+) -> int:
+    """Synthesise ``utt`` into ``path`` (16 kHz mono 16-bit WAV, written atomically).
+
+    The speech is levelled to a peak of 0.5, padded with silence, mixed with noise at the
+    planned SNR and scaled by the planned gain. Returns the number of samples written.
+    """
+    from earmark.audio import resample, write_audio
+
+    assert utt.label.text is not None  # planned utterances always carry text
+    wave, sr = engine.synthesize(utt.voice, utt.label.text)
+    wave = resample(wave, sr, SAMPLE_RATE)
+    peak = float(np.max(np.abs(wave))) if wave.size else 0.0
+    if peak < 1e-4:
+        raise CorpusError(f"{utt.id}: voice {utt.voice.id} produced silence for {utt.label.text!r}")
+    r = utt.rendering
+    lead, trail = int(r.lead_s * SAMPLE_RATE), int(r.trail_s * SAMPLE_RATE)
+    speech = np.concatenate(
+        [np.zeros(lead, np.float32), 0.5 * wave / peak, np.zeros(trail, np.float32)]
+    )
+    if r.noise != "none":
+        rng = np.random.default_rng(r.noise_seed)
+        noise = make_noise(r.noise, speech.size, SAMPLE_RATE, rng, babble_bank=babble_bank)
+        speech = mix_at_snr(speech, noise, r.snr_db)
+    speech = speech * _db(r.gain_db)
+    peak = float(np.max(np.abs(speech)))
+    if peak > 0.99:  # loud noise at low SNR: scale down rather than clip
+        speech *= 0.99 / peak
+    tmp = path.with_name(f".{path.name}.tmp.wav")
+    write_audio(tmp, speech, SAMPLE_RATE)
+    os.replace(tmp, path)
+    return int(speech.size)
+
+
+def babble_bank(engines: dict[str, Engine], voices: Sequence[Voice], seed: int) -> list[np.ndarray]:
+    """Twelve grammar sentences in random voices, 16 kHz, unit peak: talkers for babble noise."""
+    from earmark.audio import resample
+
+    rng = random.Random(f"earmark-babble-{seed}")
+    bank: list[np.ndarray] = []
+    for _ in range(12):
+        voice = rng.choice(list(voices))
+        text = " ".join(grammar.sample(rng)[0] for _ in range(3))
+        wave, sr = engines[voice.engine].synthesize(voice, text)
+        wave = resample(wave, sr, SAMPLE_RATE)
+        peak = float(np.max(np.abs(wave))) if wave.size else 0.0
+        if peak > 0:
+            bank.append(wave / peak)
+    return bank
+
+
+# --- the corpus --------------------------------------------------------------------------
+
+_AUDIO_NAME = re.compile(r"^(seed|pool|dev|test)-\d{5}-[0-9a-f]{10}\.wav$")
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class CorpusSummary:
+    """What ``build_corpus`` did; ``info`` is what it wrote to ``corpus.json``."""
+
+    out_dir: Path
+    info: dict[str, Any]
+    rendered: int
+    reused: int
+    seconds: float
+
+
+def _render_missing(
+    todo: list[PlannedUtterance],
+    engines: dict[str, Engine],
+    audio_dir: Path,
+    config: SynthConfig,
+    bank_fn: Callable[[], list[np.ndarray]],
+    progress: Progress | None,
+    done_before: int,
+    total: int,
+) -> None:
+    import torch
+
+    # One intra-op thread per call: the threads already run in parallel, and torch's own
+    # threads fighting over two cores made resampling 50x slower.
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _render_all(todo, engines, audio_dir, config, bank_fn, progress, done_before, total)
+    finally:
+        torch.set_num_threads(torch_threads)
+
+
+def _render_all(
+    todo: list[PlannedUtterance],
+    engines: dict[str, Engine],
+    audio_dir: Path,
+    config: SynthConfig,
+    bank_fn: Callable[[], list[np.ndarray]],
+    progress: Progress | None,
+    done_before: int,
+    total: int,
+) -> None:
+    bank = bank_fn() if any(u.rendering.noise == "babble" for u in todo) else []
+    done = done_before
+    with ThreadPoolExecutor(max_workers=config.workers) as pool:
+        futures = [
+            pool.submit(
+                render, u, engines[u.voice.engine], audio_dir / u.audio_name, babble_bank=bank
+            )
+            for u in todo
+        ]
+        for future in as_completed(futures):
+            future.result()
+            done += 1
+            if progress is not None:
+                progress(done, total)
+
+
+def _rows(utts: list[PlannedUtterance], audio_dir: Path) -> list[ManifestRow]:
+    rows = []
+    for u in utts:
+        path = audio_dir / u.audio_name
+        frames = sf.info(str(path)).frames
+        utt = Utterance(u.id, str(path), u.voice.id, frames / SAMPLE_RATE, SAMPLE_RATE)
+        rows.append(ManifestRow(utt, u.label))
+    return rows
+
+
+def build_corpus(
+    out_dir: str | Path,
+    config: SynthConfig | None = None,
+    seed: int = 0,
+    *,
+    progress: Progress | None = None,
+) -> CorpusSummary:
+    """Build (or bring up to date) the synthetic corpus in ``out_dir``; see the module doc.
+
+    ``progress(done, total)`` is called as utterances are ready (reused ones count at once).
+    Audio files of this corpus's naming scheme that the plan no longer uses are removed.
+    """
+    config = config or SynthConfig()
+    start = time.perf_counter()
+    engines = find_engines(
+        config.engines, espeak_backend=config.espeak_backend, use_wheel=config.espeak_wheel
+    )
+    names = [e for e in ENGINES if e in engines]
+    plan = plan_corpus(config, seed, names)
+    out = Path(out_dir)
+    audio_dir = out / "audio"
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    wanted = {u.audio_name for u in plan}
+    for stale in audio_dir.iterdir():
+        if _AUDIO_NAME.match(stale.name) and stale.name not in wanted:
+            stale.unlink()
+    todo = [u for u in plan if not (audio_dir / u.audio_name).is_file()]
+    if progress is not None:
+        progress(len(plan) - len(todo), len(plan))
+    voices = choose_voices(config, names, seed)
+    _render_missing(
+        todo,
+        engines,
+        audio_dir,
+        config,
+        lambda: babble_bank(engines, voices, seed),
+        progress,
+        len(plan) - len(todo),
+        len(plan),
+    )
+
+    rows = {s: _rows([u for u in plan if u.split == s], audio_dir) for s in SPLITS}
+    for split in ("seed", "dev", "test"):
+        write_manifest(out / f"{split}.jsonl", rows[split])
+    write_manifest(out / "pool.jsonl", [ManifestRow(r.utterance) for r in rows["pool"]])
+    write_manifest(out / "pool_answers.jsonl", rows["pool"])
+
+    seconds = time.perf_counter() - start
+    audio_seconds = sum(r.utterance.duration or 0.0 for split in rows.values() for r in split)
+    info = _corpus_info(config, seed, engines, plan, seconds, len(todo), audio_seconds)
+    (out / "corpus.json").write_text(json.dumps(info, indent=2) + "\n")
+    return CorpusSummary(out, info, len(todo), len(plan) - len(todo), seconds)
+
+
+def _corpus_info(
+    config: SynthConfig,
+    seed: int,
+    engines: dict[str, Engine],
+    plan: list[PlannedUtterance],
+    seconds: float,
+    rendered: int,
+    audio_seconds: float,
+) -> dict[str, Any]:
+    voices = Counter(u.voice.id for u in plan)
+    split_voices = {s: sorted({u.voice.id for u in plan if u.split == s}) for s in SPLITS}
+    return {
+        "seed": seed,
+        "sizes": {s: sum(u.split == s for u in plan) for s in SPLITS},
+        "total": len(plan),
+        "engines": {
+            name: {"version": e.version, "kind": type(e).__name__} for name, e in engines.items()
+        },
+        "voices": dict(sorted(voices.items())),
+        "n_voices": len(voices),
+        "voices_per_split": {s: len(v) for s, v in split_voices.items()},
+        "holdout_voices": sorted(
+            set(split_voices["dev"] + split_voices["test"])
+            - set(split_voices["seed"] + split_voices["pool"])
+        ),
+        "intents": sorted({u.label.intent for u in plan if u.label.intent}),
+        "entity_types": sorted({e.type for u in plan for e in u.label.entities}),
+        "grammar": {"intents": len(grammar.INTENTS), "entity_types": len(grammar.ENTITY_TYPES)},
+        "noise": dict(sorted(Counter(u.rendering.noise for u in plan).items())),
+        "audio_hours": round(audio_seconds / 3600, 3),
+        "rendered": rendered,
+        "reused": len(plan) - rendered,
+        "build_seconds": round(seconds, 2),
+        "config": to_dict(config),
+    }
+
+
+__all__ = [
+    "ENGINES",
+    "SPLITS",
+    "CorpusSummary",
+    "Engine",
+    "NoiseConfig",
+    "SplitSizes",
+    "SynthConfig",
+    "Voice",
+    "VoiceGrid",
+    "build_corpus",
+    "find_engines",
+    "plan_corpus",
+    "render",
+    "voice_grid",
+]

@@ -1,0 +1,95 @@
+"""Real training on real recordings (tiny model, a few steps): loss, checkpoints, predictions."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from earmark.manifest import read_manifest
+from training.asr.model import load_recogniser
+from training.asr.transcribe import batch_log_probs, transcribe
+from training.checkpoint import read_meta
+
+pytestmark = [pytest.mark.slow, pytest.mark.shared]
+
+
+def test_loss_falls_and_checkpoint_records_its_provenance(tiny_checkpoint, fsdd_manifests):
+    out, result, losses = tiny_checkpoint
+    assert len(losses) == 40
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
+    meta = read_meta(out, kind="asr")
+    assert meta.step == 40
+    assert meta.config["model"]["hidden_size"] == 48
+    assert len(meta.train_manifest_hash or "") == 64
+    assert 0.0 <= meta.metrics["dev_wer"]
+    assert meta.metrics["temperature"] > 0
+    assert json.loads((out / "confidence.json").read_text())["temperature"] == meta.metrics["temperature"]
+    assert (out / "last" / "optimizer.pt").is_file()
+    assert json.loads((out / "last" / "trainer_state.json").read_text())["step"] == 40
+
+
+def test_save_load_round_trip_gives_identical_outputs(tiny_checkpoint, fsdd_manifests, tmp_path):
+    out, _, _ = tiny_checkpoint
+    from training.asr.features import load_example
+
+    rec = load_recogniser(out)
+    rec.model.eval()
+    rows = read_manifest(fsdd_manifests["dev"])[:4]
+    examples = [load_example(r, rec.feature_extractor, rec.encode) for r in rows]
+    before = batch_log_probs(rec, examples, torch.device("cpu"))
+    rec.save(tmp_path / "copy")
+    again = load_recogniser(tmp_path / "copy")
+    again.model.eval()
+    after = batch_log_probs(again, examples, torch.device("cpu"))
+    for a, b in zip(before, after, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert again.temperature == rec.temperature
+
+
+def test_predictions_are_well_formed(tiny_checkpoint, fsdd_manifests):
+    out, _, _ = tiny_checkpoint
+    rows = read_manifest(fsdd_manifests["dev"])
+    preds = list(transcribe(out, rows, batch_size=4))
+    assert [p["id"] for p in preds] == [r.id for r in rows]
+    for pred, row in zip(preds, rows, strict=True):
+        assert set(pred) == {"id", "text", "confidence", "model_version", "words"}
+        assert 0.0 <= pred["confidence"] <= 1.0
+        assert pred["text"] == " ".join(w["word"] for w in pred["words"])
+        import soundfile as sf
+
+        duration = sf.info(row.utterance.audio).duration
+        ends = 0.0
+        for w in pred["words"]:
+            assert 0.0 <= w["confidence"] <= 1.0
+            assert ends <= w["start"] <= w["end"] <= duration + 1e-6
+            ends = w["end"]
+    assert preds[0]["model_version"] == read_meta(out).model_version
+
+
+def test_resume_continues_from_last_step(tiny_checkpoint, fsdd_manifests, tmp_path):
+    import shutil
+
+    from training.asr.config import load_asr_config
+    from training.asr.train import train_asr
+
+    from .conftest import TINY
+
+    out, _, _ = tiny_checkpoint
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    cfg = load_asr_config(None, (*TINY, "train.max_steps=45"))
+    steps: list[int] = []
+    result = train_asr(
+        cfg,
+        fsdd_manifests["train"],
+        fsdd_manifests["dev"],
+        copy,
+        resume=True,
+        on_progress=lambda d: steps.append(d["step"]),
+        log=lambda _: None,
+    )
+    assert steps == [41, 42, 43, 44, 45]
+    assert result.metrics["steps"] == 45

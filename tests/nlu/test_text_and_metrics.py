@@ -1,0 +1,107 @@
+"""Fast NLU unit tests: BIO decoding, span alignment, projection, metrics, calibration maps."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from earmark.errors import ManifestError
+from earmark.records import Entity
+from training.nlu.calibration import fit_temperature, fit_utterance_map, utterance_confidence
+from training.nlu.data import Example, load_examples, project_onto_hypothesis
+from training.nlu.metrics import char_distance, exact_counts, slu_counts, word_distance
+from training.nlu.schema import LabelSchema
+from training.nlu.tokenize import decode_words, word_tags
+
+
+def test_decode_words_handles_invalid_bio() -> None:
+    tags = ["I-artist", "I-artist", "O", "B-song", "I-artist", "I-artist", "B-song", "B-song"]
+    assert decode_words(tags) == [
+        ("artist", 0, 2),
+        ("song", 3, 4),
+        ("artist", 4, 6),
+        ("song", 6, 7),
+        ("song", 7, 8),
+    ]
+    assert decode_words([]) == []
+    assert decode_words(["O", "O"]) == []
+
+
+def test_word_tags_follow_entity_words() -> None:
+    ex = Example("u", "play taylor swift now", "play_music", (Entity("artist_name", 5, 17),))
+    schema = LabelSchema(("play_music",), ("artist_name",))
+    tags = [schema.tags[i] for i in word_tags(ex, schema)]
+    assert tags == ["O", "B-artist_name", "I-artist_name", "O"]
+
+
+def test_projection_keeps_only_entities_whose_words_match() -> None:
+    ex = Example(
+        "u",
+        "play taylor swift in the kitchen",
+        "play_music",
+        (Entity("artist_name", 5, 17), Entity("house_place", 25, 32)),
+    )
+    hyp = project_onto_hypothesis(ex, "Play Taylor Swift in the chicken")
+    assert hyp.text == "play taylor swift in the chicken"
+    assert hyp.intent == "play_music"
+    assert [(e.type, hyp.text[e.start : e.end]) for e in hyp.entities] == [
+        ("artist_name", "taylor swift")
+    ]
+    shifted = project_onto_hypothesis(ex, "uh please play taylor swift in the kitchen")
+    assert [(e.type, shifted.text[e.start : e.end]) for e in shifted.entities] == [
+        ("artist_name", "taylor swift"),
+        ("house_place", "kitchen"),
+    ]
+
+
+def test_unknown_labels_in_training_data_are_reported_with_their_line(tmp_path) -> None:
+    manifest = tmp_path / "train.jsonl"
+    manifest.write_text(
+        '{"id": "a", "text": "play jazz", "intent": "play_music", '
+        '"entities": [{"type": "genre", "start": 5, "end": 9}]}\n'
+        "\n"
+        '{"id": "b", "text": "wake me up", "intent": "alarm_set"}\n'
+        '{"id": "c", "text": "play rock", "intent": "play_music", '
+        '"entities": [{"type": "music_genre", "start": 5, "end": 9}]}\n'
+    )
+    schema = LabelSchema(("play_music",), ("genre",))
+    examples = load_examples(manifest)
+    assert [e.line for e in examples] == [1, 3, 4]
+    with pytest.raises(ManifestError) as info:
+        schema.check(examples, path=str(manifest))
+    message = str(info.value)
+    assert f"{manifest}:3 (id b) field 'intent': unknown intent 'alarm_set'" in message
+    assert f"{manifest}:4 (id c)" in message and "'music_genre'" in message
+    assert f"{manifest}:1 " not in message
+
+
+def test_span_f1_and_slu_f1_counts() -> None:
+    assert exact_counts([("a", 0, 4), ("b", 5, 9)], [("a", 0, 4), ("b", 5, 8)]) == (1, 1, 1)
+    gold = [("date", "next monday"), ("time", "seven am")]
+    assert slu_counts(gold, gold) == (4.0, 0.0, 0.0)
+    # one word of two wrong: word distance 1/2; char distance 1 edit / 11 chars
+    tp, fp, fn = slu_counts([("date", "next monday")], [("date", "next sunday")])
+    assert tp == 2.0
+    assert fp == pytest.approx(0.5 + char_distance("next monday", "next sunday"))
+    assert fn == fp
+    assert slu_counts([("date", "monday")], [("time", "monday")]) == (0.0, 2.0, 2.0)
+    assert word_distance("a b", "a b c") == 0.5
+    assert char_distance("", "") == 0.0
+
+
+def test_temperature_fit_softens_overconfident_logits() -> None:
+    torch.manual_seed(0)
+    targets = torch.randint(0, 4, (400,))
+    logits = torch.randn(400, 4) * 0.5
+    right = torch.rand(400) < 0.6  # 60% right but the logits claim near certainty
+    logits[torch.arange(400), torch.where(right, targets, (targets + 1) % 4)] += 8.0
+    t = fit_temperature(logits, targets)
+    assert t > 2.0
+    scale, shift = fit_utterance_map(
+        [0.99] * 50 + [0.5] * 50, [True] * 30 + [False] * 20 + [True] * 10 + [False] * 40
+    )
+    assert utterance_confidence(0.99, scale, shift) == pytest.approx(0.6, abs=0.02)
+    assert utterance_confidence(0.5, scale, shift) == pytest.approx(0.2, abs=0.02)
+    assert not math.isnan(utterance_confidence(0.0, scale, shift))
