@@ -49,6 +49,7 @@ class Problem:
     id: str | None
     field: str
     message: str
+    code: str = "invalid"  # "invalid" | "duplicate_id" | "audio_not_found"
 
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}"
@@ -232,6 +233,7 @@ def iter_rows(
                         row.id,
                         "id",
                         f"duplicate id (first on line {seen[row.id]})",
+                        "duplicate_id",
                     )
                 )
                 row = None
@@ -240,7 +242,14 @@ def iter_rows(
         audio = row.utterance.audio if row is not None else None
         if check_audio and row is not None and audio is not None and not os.path.exists(audio):
             problems.append(
-                Problem(str(path), line_no, row.id, "audio", f"file not found: {audio}")
+                Problem(
+                    str(path),
+                    line_no,
+                    row.id,
+                    "audio",
+                    f"file not found: {audio}",
+                    "audio_not_found",
+                )
             )
         yield row, problems
 

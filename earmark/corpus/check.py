@@ -128,7 +128,7 @@ def check_manifest(
         if progress is not None:
             progress(done, len(lines))
         for p in problems:
-            reason = "duplicate_id" if p.message.startswith("duplicate id") else "invalid"
+            reason = "duplicate_id" if p.code == "duplicate_id" else "invalid"
             report.issues.append(
                 CheckIssue(p.line, p.id, reason, f"field '{p.field}': {p.message}")
             )

@@ -319,9 +319,7 @@ def _manifest_candidates(src: Path) -> list[Candidate]:
         if problems:
             first = problems[0]
             uid = first.id or f"{src.name}:{first.line}"
-            reason = (
-                "duplicate_id" if problems[0].message.startswith("duplicate id") else "invalid_row"
-            )
+            reason = "duplicate_id" if problems[0].code == "duplicate_id" else "invalid_row"
             detail = "; ".join(f"field '{p.field}': {p.message}" for p in problems)
             audio = row.utterance.audio if row is not None else None
             out.append(QuarantineItem(uid, audio, reason, detail, f"{src}:{first.line}"))
