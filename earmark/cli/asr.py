@@ -17,9 +17,15 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
 
 def train_asr_command(
     train: Path = typer.Option(..., "--train", help="Training manifest (rows with 'text')."),
-    dev: Path = typer.Option(..., "--dev", help="Dev manifest: best-checkpoint choice, temperature."),
-    out: Path = typer.Option(..., "--out", help="Output folder (best checkpoint; last/ to resume)."),
-    config: Path | None = typer.Option(None, "--config", help="YAML config (default configs/asr.yaml)."),
+    dev: Path = typer.Option(
+        ..., "--dev", help="Dev manifest: best-checkpoint choice, temperature."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Output folder (best checkpoint; last/ to resume)."
+    ),
+    config: Path | None = typer.Option(
+        None, "--config", help="YAML config (default configs/asr.yaml)."
+    ),
     init: str | None = typer.Option(
         None, "--init", help="Warm start: earmark checkpoint, HF CTC folder or hub id."
     ),
@@ -65,7 +71,14 @@ def train_asr_command(
             )
 
         result = train_asr(
-            cfg, train, dev, out, init=init, resume=resume, on_progress=on_progress, log=bar.console.print
+            cfg,
+            train,
+            dev,
+            out,
+            init=init,
+            resume=resume,
+            on_progress=on_progress,
+            log=bar.console.print,
         )
     typer.echo(json.dumps({"checkpoint": str(result.checkpoint), **_plain(result.metrics)}))
 
@@ -79,7 +92,9 @@ def transcribe_command(
     manifest: Path = typer.Option(..., "--manifest", help="Manifest of utterances to transcribe."),
     out: Path = typer.Option(..., "--out", help="Predictions JSONL (one line per utterance)."),
     batch_size: int = typer.Option(32, "--batch-size", help="Utterances per forward pass."),
-    device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: CUDA if present)."),
+    device: str | None = typer.Option(
+        None, "--device", help="cpu or cuda (default: CUDA if present)."
+    ),
 ) -> None:
     """Transcribe a manifest: hypothesis, utterance confidence, per-word confidence and times."""
     from rich.progress import Progress
@@ -94,7 +109,9 @@ def transcribe_command(
     tmp = out.with_name(f".{out.name}.tmp")
     with open(tmp, "w", encoding="utf-8") as f, Progress(transient=True) as bar:
         task = bar.add_task("transcribe", total=total)
-        for pred in transcribe(checkpoint, iter_manifest(manifest), batch_size=batch_size, device=device):
+        for pred in transcribe(
+            checkpoint, iter_manifest(manifest), batch_size=batch_size, device=device
+        ):
             f.write(json.dumps(pred, ensure_ascii=False) + "\n")
             bar.advance(task)
     tmp.replace(out)

@@ -85,8 +85,6 @@ def predict_nlu_command(
 
     if not checkpoint.is_dir():
         raise EarmarkError(f"{checkpoint}: checkpoint folder not found")
-    if manifest is None and asr_predictions is None:
-        raise EarmarkError("give --manifest, --asr-predictions, or both")
     texts: list[tuple[str, str]]
     if asr_predictions is not None:
         hyps = read_asr_predictions(asr_predictions)
@@ -101,13 +99,14 @@ def predict_nlu_command(
                     f"e.g. {missing[:3]}"
                 )
             texts = [(i, hyps[i]) for i in ids]
-    else:
-        assert manifest is not None
+    elif manifest is not None:
         texts = [
             (row.id, row.label.text)
             for row in iter_manifest(manifest)
             if row.label is not None and row.label.text is not None
         ]
+    else:
+        raise EarmarkError("give --manifest, --asr-predictions, or both")
     lines = (json.dumps(p, ensure_ascii=False) for p in predict(checkpoint, texts))
     if out is None:
         for line in lines:

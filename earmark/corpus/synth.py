@@ -32,7 +32,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import cache
@@ -151,11 +151,11 @@ class NoiseConfig:
 
 @dataclass(frozen=True)
 class SynthConfig:
-    """Everything ``build_corpus`` needs besides the seed (``configs/corpus.yaml``, ``synth:``)."""
+    """Everything ``build_corpus`` needs besides the seed (``configs/corpus.yaml``)."""
 
     sizes: SplitSizes = field(default_factory=SplitSizes)
     engines: tuple[str, ...] = ENGINES  # those wanted; the ones installed are used
-    # espeak-ng through: auto (system library, binary, then the wheel) | library | binary | wheel
+    # espeak-ng through: auto (binary, system library, then the wheel) | binary | library | wheel
     espeak_backend: Literal["auto", "library", "binary", "wheel"] = "auto"
     espeak_wheel: bool = True  # with auto: fall back to the espeakng-loader wheel
     n_voices: int = 48  # distinct voices drawn from the grid
@@ -273,15 +273,24 @@ class EspeakCli(Engine):
 
 
 class FliteCli(Engine):
-    """The ``flite`` binary; ``-o /dev/stdout`` gets the WAV without a temporary file."""
+    """The ``flite`` binary; ``-o /dev/stdout`` gets the WAV without a temporary file.
+
+    flite silently speaks with its default voice when asked for one it lacks, so voice names
+    are checked against ``flite -lv`` (a path to a ``.flitevox`` file is passed through).
+    """
 
     name = "flite"
 
     def __init__(self, binary: str) -> None:
         self.binary = binary
         self.version = _version([binary, "--version"])
+        listing = _run([binary, "-lv"], "flite -lv").decode(errors="replace")
+        self.voices = frozenset(listing.partition(":")[2].split())
 
     def synthesize(self, voice: Voice, text: str) -> tuple[np.ndarray, int]:
+        if voice.name not in self.voices and not voice.name.endswith(".flitevox"):
+            known = ", ".join(sorted(self.voices))
+            raise CorpusError(f"voice {voice.id}: flite has no voice {voice.name!r} ({known})")
         cmd = [self.binary, "-voice", voice.name, "--setf", f"duration_stretch={voice.rate}"]
         if voice.pitch:
             cmd += ["--setf", f"int_f0_target_mean={voice.pitch}"]
@@ -298,8 +307,9 @@ class EspeakLibrary(Engine):
     """libespeak-ng in-process through ctypes: the system's, or the ``espeakng-loader`` wheel's.
 
     About three times faster than starting the binary per utterance (no process start, no
-    reloading of the dictionary). The library keeps global state, so calls are serialised
-    with a lock; ``data_path`` None means the library's built-in data folder.
+    reloading of the dictionary), but not bit-exact: the library carries synthesis state
+    from one call to the next, so the same text and voice can differ by a few samples.
+    Calls are serialised with a lock; ``data_path`` None means the built-in data folder.
     """
 
     name = "espeak-ng"
@@ -362,18 +372,22 @@ def _espeak_library(library_path: str, data_path: str | None) -> EspeakLibrary:
 
 
 def _espeak(backend: str, use_wheel: bool, search_path: str | None) -> Engine | None:
-    """espeak-ng by ``backend``: "library" (the system's libespeak-ng, in-process), "binary",
+    """espeak-ng by ``backend``: "binary", "library" (the system's libespeak-ng, in-process),
     "wheel" (``espeakng-loader``) or "auto" (those in this order; the wheel only with
-    ``use_wheel``)."""
+    ``use_wheel``).
+
+    Only the binary is bit-exact from run to run: libespeak-ng carries state from one
+    utterance to the next, so in-process audio differs by a few samples between builds.
+    """
+    if backend in ("auto", "binary"):
+        binary = shutil.which("espeak-ng", path=search_path)
+        if binary:
+            return EspeakCli(binary)
     if backend in ("auto", "library"):
         library = ctypes.util.find_library("espeak-ng")
         if library:
             with contextlib.suppress(OSError, CorpusError):
                 return _espeak_library(library, None)
-    if backend in ("auto", "binary"):
-        binary = shutil.which("espeak-ng", path=search_path)
-        if binary:
-            return EspeakCli(binary)
     if backend == "wheel" or (backend == "auto" and use_wheel):
         try:
             import espeakng_loader  # type: ignore[import-not-found]
@@ -413,6 +427,7 @@ class Rendering:
     """How one utterance's audio is made, beyond text and voice; all drawn per utterance."""
 
     noise: str  # a noise kind or "none"
+    babble: str  # with babble noise: a digest of the talkers' voices (part of the file hash)
     snr_db: float
     gain_db: float
     lead_s: float
@@ -477,10 +492,19 @@ def _holdout(voices: list[Voice], k: int, rng: random.Random) -> set[str]:
     return held
 
 
-def _draw_rendering(noise: NoiseConfig, rng: random.Random) -> Rendering:
+def babble_voices(config: SynthConfig, seed: int, engines: Sequence[str]) -> list[Voice]:
+    """The talkers of babble noise: the corpus voices minus the held-out ones (a held-out
+    voice must not leak into training audio, even as background)."""
+    voices = choose_voices(config, engines, seed)
+    held = _holdout(voices, config.holdout_voices, random.Random(f"earmark-holdout-{seed}"))
+    return [v for v in voices if v.id not in held]
+
+
+def _draw_rendering(noise: NoiseConfig, rng: random.Random, babble_key: str) -> Rendering:
     kind = rng.choice(noise.kinds) if rng.random() < noise.prob else "none"
     return Rendering(
         noise=kind,
+        babble=babble_key if kind == "babble" else "",
         snr_db=round(rng.uniform(*noise.snr_db[:2]), 2),
         gain_db=round(rng.uniform(*noise.gain_db[:2]), 2),
         lead_s=round(rng.uniform(*noise.lead_s[:2]), 3),
@@ -498,6 +522,8 @@ def plan_corpus(config: SynthConfig, seed: int, engines: Sequence[str]) -> list[
     voices = choose_voices(config, engines, seed)
     held = _holdout(voices, config.holdout_voices, random.Random(f"earmark-holdout-{seed}"))
     share = config.flite_share if {"flite", "espeak-ng"} <= set(engines) else None
+    talkers = ",".join(v.id for v in babble_voices(config, seed, engines))
+    babble_key = hashlib.sha1(f"{seed}:{talkers}".encode()).hexdigest()[:10]
     seen: set[tuple[str, str]] = set()
     planned: dict[str, list[PlannedUtterance]] = {}
     for split in _PLAN_ORDER:
@@ -523,7 +549,9 @@ def plan_corpus(config: SynthConfig, seed: int, engines: Sequence[str]) -> list[
             uid = f"{split}-{i:05d}"
             label = Label(uid, text, intent, entities, LabelSource.SEED)
             rows.append(
-                PlannedUtterance(uid, split, label, voice, _draw_rendering(config.noise, rng))
+                PlannedUtterance(
+                    uid, split, label, voice, _draw_rendering(config.noise, rng, babble_key)
+                )
             )
         planned[split] = rows
     return [u for split in SPLITS for u in planned[split]]
@@ -546,7 +574,8 @@ def render(
     """Synthesise ``utt`` into ``path`` (16 kHz mono 16-bit WAV, written atomically).
 
     The speech is levelled to a peak of 0.5, padded with silence, mixed with noise at the
-    planned SNR and scaled by the planned gain. Returns the number of samples written.
+    planned SNR (plus a faint noise floor) and scaled by the planned gain. Returns the number
+    of samples written.
     """
     from earmark.audio import resample, write_audio
 
@@ -561,10 +590,12 @@ def render(
     speech = np.concatenate(
         [np.zeros(lead, np.float32), 0.5 * wave / peak, np.zeros(trail, np.float32)]
     )
+    rng = np.random.default_rng(r.noise_seed)
     if r.noise != "none":
-        rng = np.random.default_rng(r.noise_seed)
         noise = make_noise(r.noise, speech.size, SAMPLE_RATE, rng, babble_bank=babble_bank)
         speech = mix_at_snr(speech, noise, r.snr_db)
+    # A floor of about -80 dBFS: engines write runs of exact zeros, which no microphone does.
+    speech = speech + 1e-4 * rng.standard_normal(speech.size).astype(np.float32)
     speech = speech * _db(r.gain_db)
     peak = float(np.max(np.abs(speech)))
     if peak > 0.99:  # loud noise at low SNR: scale down rather than clip
@@ -609,52 +640,45 @@ class CorpusSummary:
     seconds: float
 
 
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Resample with one intra-op thread: our threads already run in parallel, and torch's
+    own threads fighting over two busy cores made resampling 50x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _render_missing(
     todo: list[PlannedUtterance],
     engines: dict[str, Engine],
     audio_dir: Path,
     config: SynthConfig,
     bank_fn: Callable[[], list[np.ndarray]],
-    progress: Progress | None,
-    done_before: int,
-    total: int,
+    progress: Callable[[], None],
 ) -> None:
-    import torch
-
-    # One intra-op thread per call: the threads already run in parallel, and torch's own
-    # threads fighting over two cores made resampling 50x slower.
-    torch_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        _render_all(todo, engines, audio_dir, config, bank_fn, progress, done_before, total)
-    finally:
-        torch.set_num_threads(torch_threads)
-
-
-def _render_all(
-    todo: list[PlannedUtterance],
-    engines: dict[str, Engine],
-    audio_dir: Path,
-    config: SynthConfig,
-    bank_fn: Callable[[], list[np.ndarray]],
-    progress: Progress | None,
-    done_before: int,
-    total: int,
-) -> None:
-    bank = bank_fn() if any(u.rendering.noise == "babble" for u in todo) else []
-    done = done_before
-    with ThreadPoolExecutor(max_workers=config.workers) as pool:
+    """Render ``todo`` with ``config.workers`` threads; the first failure cancels the rest."""
+    with _one_torch_thread(), ThreadPoolExecutor(max_workers=config.workers) as pool:
+        bank = bank_fn() if any(u.rendering.noise == "babble" for u in todo) else []
         futures = [
             pool.submit(
                 render, u, engines[u.voice.engine], audio_dir / u.audio_name, babble_bank=bank
             )
             for u in todo
         ]
-        for future in as_completed(futures):
-            future.result()
-            done += 1
-            if progress is not None:
-                progress(done, total)
+        try:
+            for future in as_completed(futures):
+                future.result()
+                progress()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
 
 
 def _rows(utts: list[PlannedUtterance], audio_dir: Path) -> list[ManifestRow]:
@@ -694,19 +718,22 @@ def build_corpus(
         if _AUDIO_NAME.match(stale.name) and stale.name not in wanted:
             stale.unlink()
     todo = [u for u in plan if not (audio_dir / u.audio_name).is_file()]
+    done = len(plan) - len(todo)
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, len(plan))
+
     if progress is not None:
-        progress(len(plan) - len(todo), len(plan))
-    voices = choose_voices(config, names, seed)
-    _render_missing(
-        todo,
-        engines,
-        audio_dir,
-        config,
-        lambda: babble_bank(engines, voices, seed),
-        progress,
-        len(plan) - len(todo),
-        len(plan),
-    )
+        progress(done, len(plan))
+    talkers = babble_voices(config, seed, names)
+
+    def bank_fn() -> list[np.ndarray]:  # built only when some utterance needs babble
+        return babble_bank(engines, talkers, seed)
+
+    _render_missing(todo, engines, audio_dir, config, bank_fn, tick)
 
     rows = {s: _rows([u for u in plan if u.split == s], audio_dir) for s in SPLITS}
     for split in ("seed", "dev", "test"):

@@ -29,10 +29,14 @@ def test_greedy_words_collapse_repeats_and_split_on_separator():
 
 def test_temperature_changes_confidence_but_never_the_hypothesis():
     lps = [_log_probs([3, 0, 2, 4, 0], sharpness=s, seed=i) for i, s in enumerate((1, 2, 4, 6))]
-    hyps = {t: [[w.word for w in greedy_words(lp, VOCAB, 0, "|", temperature=t)] for lp in lps]
-            for t in (0.25, 1.0, 4.0)}
+    hyps = {
+        t: [[w.word for w in greedy_words(lp, VOCAB, 0, "|", temperature=t)] for lp in lps]
+        for t in (0.25, 1.0, 4.0)
+    }
     assert hyps[0.25] == hyps[1.0] == hyps[4.0]
-    confs = {t: greedy_words(lps[0], VOCAB, 0, "|", temperature=t)[0].confidence for t in (0.5, 2.0)}
+    confs = {
+        t: greedy_words(lps[0], VOCAB, 0, "|", temperature=t)[0].confidence for t in (0.5, 2.0)
+    }
     assert confs[0.5] > confs[2.0]
     correct = [[len(w) > 0 for w in h] for h in hyps[1.0]]
     temperature, briers = fit_temperature(lps, correct, VOCAB, 0, "|")

@@ -2,15 +2,15 @@ from training.asr.metrics import align_words, corpus_rates, edit_distance, score
 
 
 def test_edit_distance_counts_substitutions_deletions_insertions():
-    assert edit_distance("a b c".split(), "a x c d".split()) == 2
+    assert edit_distance(["a", "b", "c"], ["a", "x", "c", "d"]) == 2
     assert edit_distance([], ["a"]) == 1
     assert edit_distance(["a"], []) == 1
 
 
 def test_align_marks_only_matched_hypothesis_words_correct():
-    errors, correct = align_words("turn on the light".split(), "turn the light".split())
+    errors, correct = align_words(["turn", "on", "the", "light"], ["turn", "the", "light"])
     assert (errors, correct) == (1, [True, True, True])
-    errors, correct = align_words("play some jazz".split(), "play sum jazz now".split())
+    errors, correct = align_words(["play", "some", "jazz"], ["play", "sum", "jazz", "now"])
     assert (errors, correct) == (2, [True, False, True, False])
 
 

@@ -58,8 +58,16 @@ def test_hf_checkpoint_with_other_vocabulary_gets_a_new_head_and_fine_tunes(
     assert rec.model.lm_head.out_features == len(default_vocab())
     assert "replacing the CTC head" in rec.notes[0]
 
-    cfg = load_asr_config(None, ("train.max_minutes=0", "train.max_steps=25", "train.lr=0.002",
-                                 "train.eval_every_minutes=100", "train.max_frames=400000"))
+    cfg = load_asr_config(
+        None,
+        (
+            "train.max_minutes=0",
+            "train.max_steps=25",
+            "train.lr=0.002",
+            "train.eval_every_minutes=100",
+            "train.max_frames=400000",
+        ),
+    )
     messages: list[str] = []
     losses: list[float] = []
     result = train_asr(

@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from earmark.cli.main import app
 from earmark.manifest import read_manifest
 from training.nlu.evaluate import evaluate_nlu
+
+# every test here trains a real (tiny) model for a few seconds
+pytestmark = pytest.mark.slow
 
 
 def test_cli_train_predict_evaluate(nlu_data, tiny, tmp_path: Path) -> None:

@@ -18,6 +18,9 @@ from training.nlu.schema import LabelSchema
 from training.nlu.tokenize import train_tokenizer
 from training.nlu.train import get_batch, load_nlu_config, loss_fn, make_optimizer, train_nlu
 
+# every test here trains a real (tiny) model for a few seconds
+pytestmark = pytest.mark.slow
+
 ODD_INPUTS = [
     "",
     "   ",

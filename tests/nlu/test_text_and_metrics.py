@@ -105,3 +105,24 @@ def test_temperature_fit_softens_overconfident_logits() -> None:
     assert utterance_confidence(0.99, scale, shift) == pytest.approx(0.6, abs=0.02)
     assert utterance_confidence(0.5, scale, shift) == pytest.approx(0.2, abs=0.02)
     assert not math.isnan(utterance_confidence(0.0, scale, shift))
+
+
+def test_viterbi_never_starts_an_entity_with_i_and_ignores_temperature() -> None:
+    from training.nlu.tokenize import allowed_transitions, viterbi
+
+    tags = ("O", "B-time", "I-time", "B-date", "I-date")
+    start, step = allowed_transitions(tags)
+    torch.manual_seed(0)
+    for _ in range(50):
+        logits = torch.randn(7, len(tags)) * 3
+        path = [tags[j] for j in viterbi(torch.log_softmax(logits, -1), start, step)]
+        cooler = viterbi(torch.log_softmax(logits / 3.0, -1), start, step)
+        assert [tags[j] for j in cooler] == path
+        for prev, cur in zip(["O", *path], path, strict=False):
+            if cur.startswith("I-"):
+                assert prev in ("B-" + cur[2:], cur)
+    # a valid argmax path is kept as is; "quarter to ten" stays one entity
+    probs = torch.tensor([[0.1, 0.8, 0.1, 0, 0], [0.5, 0.0, 0.45, 0.05, 0], [0.1, 0.4, 0.5, 0, 0]])
+    path = viterbi(torch.log(probs + 1e-9), start, step)
+    assert [tags[j] for j in path] == ["B-time", "I-time", "I-time"]
+    assert viterbi(torch.zeros(0, len(tags)), start, step) == []

@@ -130,7 +130,7 @@ def fit_temperature(
         return 1.0, {}
     scores: dict[float, float] = {}
     for temperature in grid:
-        confs = []
+        confs: list[float] = []
         for lp in log_probs:
             words = greedy_words(
                 lp, id_to_token, blank_id, word_sep, temperature=temperature, word_agg=word_agg

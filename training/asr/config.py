@@ -23,7 +23,12 @@ class SpecAugmentConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     """The optimisation recipe. Budget: ``max_minutes`` and/or ``max_steps`` (0 = no limit);
-    the learning-rate schedule (linear warm-up, cosine decay) runs over whichever ends first."""
+    the learning-rate schedule (linear warm-up, cosine decay) runs over whichever ends first.
+
+    ``budget_clock``: ``wall`` counts wall-clock minutes; ``cpu`` counts this process's CPU
+    time divided by ``threads`` (minutes of ``threads`` dedicated cores), which keeps a
+    budgeted run comparable when other jobs share the cores.
+    """
 
     seed: int = 0
     lr: float = 2.0e-3
@@ -32,11 +37,13 @@ class TrainConfig:
     final_lr_fraction: float = 0.02
     max_minutes: float = 20.0
     max_steps: int = 0
+    budget_clock: Literal["wall", "cpu"] = "wall"
     max_frames: int = 16000
     max_batch: int = 64
     grad_clip: float = 1.0
-    eval_every_minutes: float = 2.0
+    eval_every_minutes: float = 3.0
     eval_every_steps: int = 0
+    eval_max_utterances: int = 150
     threads: int = 2
     device: str | None = None
     spec_augment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)

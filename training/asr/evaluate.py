@@ -44,7 +44,9 @@ def summarize(
     (each ``{"value", "low", "high"}``), ``confidence_ece``, ``n_utterances``, ``worst``."""
     n = len(scores)
     word_err = [s.word_errors for s in scores]
-    wer = bootstrap(ratio_statistic(word_err, [s.ref_words for s in scores]), n, n_resamples=n_resamples)
+    wer = bootstrap(
+        ratio_statistic(word_err, [s.ref_words for s in scores]), n, n_resamples=n_resamples
+    )
     cer = bootstrap(
         ratio_statistic([s.char_errors for s in scores], [s.ref_chars for s in scores]),
         n,
@@ -53,9 +55,7 @@ def summarize(
     has_error = np.array([s.word_errors > 0 for s in scores])
     ser = bootstrap(lambda idx: float(has_error[idx].mean()), n, n_resamples=n_resamples)
     conf = np.array([p["confidence"] for p in preds], dtype=float)
-    utt_auroc = bootstrap(
-        lambda idx: auroc(-conf[idx], has_error[idx]), n, n_resamples=n_resamples
-    )
+    utt_auroc = bootstrap(lambda idx: auroc(-conf[idx], has_error[idx]), n, n_resamples=n_resamples)
     # word level: hypothesis words of each utterance, resampled by utterance
     word_conf = [np.array([w["confidence"] for w in p["words"]], dtype=float) for p in preds]
     word_wrong = [~np.array(s.hyp_word_correct, dtype=bool) for s in scores]
@@ -79,7 +79,7 @@ def summarize(
         "ser": ser.to_dict(),
         "confidence_auroc": utt_auroc.to_dict(),
         "word_confidence_auroc": word_auroc.to_dict(),
-        "confidence_ece": expected_calibration_error(conf, ~has_error),
+        "confidence_ece": expected_calibration_error(conf.tolist(), (~has_error).tolist()),
         "n_utterances": n,
         "worst": [
             {

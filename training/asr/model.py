@@ -50,7 +50,7 @@ class ModelConfig:
     ff_mult: int = 4
     conv_kernel_size: int = 15
     subsampling_factor: int = 4
-    subsampling_channels: int = 144
+    subsampling_channels: int = 96
     num_mel_bins: int = 80
     dropout: float = 0.1
     layerdrop: float = 0.0

@@ -24,7 +24,7 @@ from training.asr.confidence import Word, greedy_words, utterance_confidence
 from training.asr.data import collate
 from training.asr.features import Example, load_example
 from training.asr.model import WORD_SEP, Recogniser, load_recogniser
-from training.checkpoint import META_FILE, read_meta
+from training.checkpoint import META_FILE, read_meta, write_meta
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -142,3 +142,27 @@ def transcribe(
     yield from transcribe_with(
         rec, rows, model_version=model_version_of(checkpoint_dir), batch_size=batch_size, device=dev
     )
+
+
+class ASRModel:
+    """The ASR behind the one model contract (``training.model.Model``) the loop drives."""
+
+    kind = "asr"
+
+    def __init__(self, checkpoint_dir: str | Path, *, device: str | None = None) -> None:
+        self.source = Path(checkpoint_dir)
+        self.device = pick_device(device)
+        self.recogniser = load_for_inference(checkpoint_dir, self.device)
+        self.model_version = model_version_of(checkpoint_dir)
+
+    def predict(self, rows: Iterable[ManifestRow]) -> Iterator[dict[str, Any]]:
+        """One prediction per row, in order (see the module docstring for the keys)."""
+        return transcribe_with(
+            self.recogniser, rows, model_version=self.model_version, device=self.device
+        )
+
+    def save(self, directory: str | Path) -> None:
+        """Write the HF folder, the temperature and (if the source had one) ``earmark.json``."""
+        self.recogniser.save(directory)
+        if (self.source / META_FILE).is_file():
+            write_meta(directory, read_meta(self.source))

@@ -4,10 +4,11 @@ Formula (documented contract, used by ``predict``):
 
 * ``p = softmax(intent_logits / T_intent)``; ``intent_confidence = p[top]``;
   ``margin = p[top] - p[second]`` (``p[top]`` when there is a single intent).
-* per word ``q = softmax(tag_logits / T_tag)`` at the word's first sub-token; an entity's
-  confidence is the product of ``q[predicted tag]`` over its words (the probability that the
-  whole span is tagged as predicted); each word tagged ``O`` has confidence ``q[O]`` (a low
-  one means an entity may have been missed).
+* per word ``q = softmax(tag_logits / T_tag)`` at the word's first sub-token; the word tags
+  are the best BIO-valid path (Viterbi over ``log q``); an entity's confidence is the product
+  of ``q[predicted tag]`` over its words (the probability that the whole span is tagged as
+  predicted); each word tagged ``O`` has confidence ``q[O]`` (a low one means an entity may
+  have been missed).
 * ``raw = margin * min(entity confidences, O-word confidences, 1)``: the intent margin
   combined with the least confident part of the tagging.
 * ``confidence = sigmoid((logit(raw) - shift) / scale)`` with ``scale, shift`` fitted on dev

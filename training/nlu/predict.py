@@ -6,8 +6,8 @@
      "alternatives": [{"intent", "p"} x3], "entities": [{"type", "start", "end", "value",
      "confidence"}], "confidence", "model_version"}
 
-Entities are decoded on whole words of the normalised text, so ``text[start:end] == value``
-always holds. ``confidence`` is the calibrated utterance confidence of
+Entities are decoded on whole words of the normalised text (the best tag path that obeys
+BIO, by Viterbi), so ``text[start:end] == value`` always holds. ``confidence`` is the calibrated utterance confidence of
 ``training.nlu.calibration``.
 """
 
@@ -26,7 +26,14 @@ from earmark.text import normalize
 from training.nlu.calibration import raw_utterance_score, utterance_confidence
 from training.nlu.model import JointNLU, Temperatures, load_model
 from training.nlu.schema import OUTSIDE, LabelSchema
-from training.nlu.tokenize import decode_words, encode, first_token_of_words, words_to_entity
+from training.nlu.tokenize import (
+    allowed_transitions,
+    decode_words,
+    encode,
+    first_token_of_words,
+    viterbi,
+    words_to_entity,
+)
 
 
 @dataclass(frozen=True)
@@ -73,9 +80,10 @@ def decode(
     """The prediction dict of one normalised text (see the module docstring)."""
     probs = torch.softmax(raw.intent_logits / temps.intent, dim=-1)
     top = torch.argsort(probs, descending=True)[:3].tolist()
-    tag_probs = torch.softmax(raw.word_tag_logits / temps.tag, dim=-1)
-    tags = [schema.tags[int(j)] for j in tag_probs.argmax(-1).tolist()]
-    word_conf = tag_probs.max(-1).values.tolist()
+    log_probs = torch.log_softmax(raw.word_tag_logits / temps.tag, dim=-1)
+    path = viterbi(log_probs, *allowed_transitions(schema.tags))
+    tags = [schema.tags[j] for j in path]
+    word_conf = [float(log_probs[w, j].exp()) for w, j in enumerate(path)]
     entities: list[dict[str, Any]] = []
     entity_conf: list[float] = []
     for etype, first, stop in decode_words(tags):

@@ -8,6 +8,7 @@ predicted entity is always a run of whole words of the text it was predicted on.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -95,6 +96,45 @@ def token_labels(word_ids: Sequence[int | None], tags: Sequence[int], length: in
     for w, pos in first_token_of_words(word_ids).items():
         labels[pos] = tags[w]
     return labels
+
+
+@functools.lru_cache(maxsize=16)
+def allowed_transitions(tags: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """BIO constraints: ``(start (K,), step (K, K))`` boolean masks of allowed tags.
+
+    ``I-x`` may only follow ``B-x`` or ``I-x`` and may not start a text.
+    """
+    k = len(tags)
+    start = torch.tensor([not t.startswith("I-") for t in tags])
+    step = torch.ones(k, k, dtype=torch.bool)
+    for j, t in enumerate(tags):
+        if t.startswith("I-"):
+            etype = t[2:]
+            step[:, j] = torch.tensor([p in (f"B-{etype}", f"I-{etype}") for p in tags])
+    return start, step
+
+
+def viterbi(log_probs: torch.Tensor, start: torch.Tensor, step: torch.Tensor) -> list[int]:
+    """Best tag path under the BIO constraints; ``log_probs``: ``(n_words, n_tags)``.
+
+    The path maximises the sum of per-word log-probabilities, so scaling the logits by a
+    temperature never changes it (each word's normaliser is the same for every tag).
+    """
+    n = log_probs.shape[0]
+    if n == 0:
+        return []
+    neg = torch.tensor(float("-inf"))
+    score = torch.where(start, log_probs[0], neg)
+    back = []
+    for w in range(1, n):
+        cand = score.unsqueeze(1) + torch.where(step, 0.0, neg)  # (prev, next)
+        best, idx = cand.max(0)
+        back.append(idx)
+        score = best + log_probs[w]
+    path = [int(score.argmax())]
+    for idx in reversed(back):
+        path.append(int(idx[path[-1]]))
+    return path[::-1]
 
 
 def decode_words(tags: Sequence[str]) -> list[tuple[str, int, int]]:

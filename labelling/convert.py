@@ -1,0 +1,395 @@
+"""Our records <-> Label Studio tasks, predictions and annotations (LS JSON stays in this module).
+
+Tasks carry only ``{"ref": <opaque id>, <object data key>: <audio URL or text>}`` plus
+predictions. An annotation comes back as an ``Answer`` (what one annotator said in our terms,
+not yet validated); ``validate_*`` turn answers into ``Label``\\ s or a rejection reason.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from earmark.records import Entity, Label, LabelSource
+from earmark.text import normalize
+from labelling.configs import Tags
+
+REF_KEY = "ref"
+
+
+# -- records -> tasks --------------------------------------------------------------------------
+def _region_id(prefix: str, i: int) -> str:
+    return f"{prefix}{i}"
+
+
+def transcription_prediction(
+    asr: dict[str, Any], tags: Tags, uncertain_below: float
+) -> dict[str, Any]:
+    """The model's transcript (editable) and its least sure words as regions on the audio."""
+    result: list[dict[str, Any]] = []
+    if tags.transcript:
+        result.append(
+            {
+                "id": "asr_text",
+                "from_name": tags.transcript,
+                "to_name": tags.object_name,
+                "type": "textarea",
+                "value": {"text": [asr.get("text", "")]},
+            }
+        )
+    if tags.unsure and tags.unsure_label:
+        for i, word in enumerate(asr.get("words") or []):
+            conf = word.get("confidence")
+            start, end = word.get("start"), word.get("end")
+            if conf is None or start is None or end is None or conf >= uncertain_below:
+                continue
+            result.append(
+                {
+                    "id": _region_id("w", i),
+                    "from_name": tags.unsure,
+                    "to_name": tags.object_name,
+                    "type": "labels",
+                    "value": {
+                        "start": round(float(start), 3),
+                        "end": round(float(max(end, start + 0.01)), 3),
+                        "channel": 0,
+                        "labels": [tags.unsure_label],
+                    },
+                }
+            )
+    return {
+        "model_version": str(asr.get("model_version") or "unknown"),
+        "score": float(asr.get("confidence", 0.0)),
+        "result": result,
+    }
+
+
+def understanding_prediction(nlu: dict[str, Any], text: str, tags: Tags) -> dict[str, Any]:
+    """Intent pre-selected and entity spans pre-labelled on ``text`` (spans re-anchored by value)."""
+    result: list[dict[str, Any]] = []
+    if tags.intent and nlu.get("intent") in tags.intents:
+        result.append(
+            {
+                "id": "nlu_intent",
+                "from_name": tags.intent,
+                "to_name": tags.object_name,
+                "type": "choices",
+                "value": {"choices": [nlu["intent"]]},
+            }
+        )
+    if tags.entities:
+        for i, ent in enumerate(nlu.get("entities") or []):
+            span = _anchor(ent, nlu.get("text"), text)
+            if span is None or ent.get("type") not in tags.entity_types:
+                continue
+            start, end = span
+            result.append(
+                {
+                    "id": _region_id("e", i),
+                    "from_name": tags.entities,
+                    "to_name": tags.object_name,
+                    "type": "labels",
+                    "value": {
+                        "start": start,
+                        "end": end,
+                        "text": text[start:end],
+                        "labels": [ent["type"]],
+                    },
+                }
+            )
+    return {
+        "model_version": str(nlu.get("model_version") or "unknown"),
+        "score": float(nlu.get("confidence", nlu.get("intent_confidence", 0.0))),
+        "result": result,
+    }
+
+
+def _anchor(ent: dict[str, Any], pred_text: str | None, text: str) -> tuple[int, int] | None:
+    """The entity's span in ``text``: its own offsets when the texts agree, else by its value."""
+    start, end = ent.get("start"), ent.get("end")
+    if pred_text == text and isinstance(start, int) and isinstance(end, int):
+        return (start, end) if 0 <= start < end <= len(text) else None
+    value = ent.get("value") or (
+        pred_text[start:end] if pred_text and isinstance(start, int) else None
+    )
+    if not value:
+        return None
+    m = re.search(rf"(?<!\w){re.escape(value)}(?!\w)", text)
+    return (m.start(), m.end()) if m else None
+
+
+def transcription_task(
+    ref: str, audio_url: str, tags: Tags, asr: dict[str, Any] | None, uncertain_below: float
+) -> dict[str, Any]:
+    task: dict[str, Any] = {"data": {REF_KEY: ref, tags.data_key: audio_url}}
+    if asr is not None:
+        task["predictions"] = [transcription_prediction(asr, tags, uncertain_below)]
+    return task
+
+
+def understanding_task(
+    ref: str, text: str, tags: Tags, nlu: dict[str, Any] | None
+) -> dict[str, Any]:
+    task: dict[str, Any] = {"data": {REF_KEY: ref, tags.data_key: text}}
+    if nlu is not None:
+        task["predictions"] = [understanding_prediction(nlu, text, tags)]
+    return task
+
+
+# -- our answers -> annotation results (the simulated annotator; round-trip tests) -------------
+def _flag_results(tags: Tags, flags: tuple[str, ...], comment: str | None) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if flags and tags.flags:
+        out.append(
+            {
+                "id": "flags",
+                "from_name": tags.flags,
+                "to_name": tags.object_name,
+                "type": "choices",
+                "value": {"choices": list(flags)},
+            }
+        )
+    if comment and tags.comment:
+        out.append(
+            {
+                "id": "comment",
+                "from_name": tags.comment,
+                "to_name": tags.object_name,
+                "type": "textarea",
+                "value": {"text": [comment]},
+            }
+        )
+    return out
+
+
+def transcription_result(
+    text: str, tags: Tags, flags: tuple[str, ...] = (), comment: str | None = None
+) -> list[dict[str, Any]]:
+    out = []
+    if tags.transcript:
+        out.append(
+            {
+                "id": "transcript",
+                "from_name": tags.transcript,
+                "to_name": tags.object_name,
+                "type": "textarea",
+                "value": {"text": [text]},
+            }
+        )
+    return out + _flag_results(tags, flags, comment)
+
+
+def understanding_result(
+    text: str,
+    intent: str | None,
+    entities: tuple[Entity, ...] | list[Entity],
+    tags: Tags,
+    flags: tuple[str, ...] = (),
+    comment: str | None = None,
+) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if intent is not None and tags.intent:
+        out.append(
+            {
+                "id": "intent",
+                "from_name": tags.intent,
+                "to_name": tags.object_name,
+                "type": "choices",
+                "value": {"choices": [intent]},
+            }
+        )
+    for i, ent in enumerate(entities):
+        out.append(
+            {
+                "id": _region_id("e", i),
+                "from_name": tags.entities,
+                "to_name": tags.object_name,
+                "type": "labels",
+                "value": {
+                    "start": ent.start,
+                    "end": ent.end,
+                    "text": text[ent.start : ent.end],
+                    "labels": [ent.type],
+                },
+            }
+        )
+    return out + _flag_results(tags, flags, comment)
+
+
+# -- annotations -> answers --------------------------------------------------------------------
+@dataclass(frozen=True)
+class Span:
+    """An entity span as the annotator drew it (not yet checked against the text)."""
+
+    type: str
+    start: int
+    end: int
+    text: str | None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one annotator said in one annotation, in our terms (unvalidated)."""
+
+    kind: str
+    cancelled: bool
+    text: str | None = None  # transcript typed, or the task's text for understanding
+    intent: str | None = None
+    spans: tuple[Span, ...] = ()
+    flags: tuple[str, ...] = ()
+    comment: str | None = None
+    extra_intents: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "cancelled": self.cancelled,
+            "text": self.text,
+            "intent": self.intent,
+            "spans": [s.__dict__ for s in self.spans],
+            "flags": list(self.flags),
+            "comment": self.comment,
+            "extra_intents": list(self.extra_intents),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Answer:
+        return cls(
+            kind=d["kind"],
+            cancelled=d["cancelled"],
+            text=d.get("text"),
+            intent=d.get("intent"),
+            spans=tuple(Span(**s) for s in d.get("spans", [])),
+            flags=tuple(d.get("flags", [])),
+            comment=d.get("comment"),
+            extra_intents=tuple(d.get("extra_intents", [])),
+        )
+
+
+def _texts(item: dict[str, Any]) -> list[str]:
+    return [str(t) for t in (item.get("value", {}).get("text") or [])]
+
+
+def parse_annotation(annotation: dict[str, Any], task_data: dict[str, Any], tags: Tags) -> Answer:
+    """Read one annotation's ``result`` with the project's tags."""
+    cancelled = bool(annotation.get("was_cancelled"))
+    text: str | None = None
+    intents: list[str] = []
+    spans: list[Span] = []
+    flags: list[str] = []
+    comment: str | None = None
+    for item in annotation.get("result") or []:
+        name, value = item.get("from_name"), item.get("value") or {}
+        if name == tags.transcript and tags.transcript:
+            text = " ".join(_texts(item))
+        elif name == tags.comment and tags.comment:
+            comment = " ".join(_texts(item)) or None
+        elif name == tags.flags and tags.flags:
+            flags.extend(str(c) for c in value.get("choices", []))
+        elif name == tags.intent and tags.intent:
+            intents.extend(str(c) for c in value.get("choices", []))
+        elif name == tags.entities and tags.entities:
+            for label in value.get("labels", []):
+                spans.append(
+                    Span(str(label), int(value["start"]), int(value["end"]), value.get("text"))
+                )
+    if tags.kind == "understanding":
+        text = str(task_data.get(tags.data_key, ""))
+    return Answer(
+        kind=tags.kind,
+        cancelled=cancelled,
+        text=text,
+        intent=intents[0] if intents else None,
+        spans=tuple(sorted(spans, key=lambda s: (s.start, s.end))),
+        flags=tuple(sorted(set(flags))),
+        comment=comment,
+        extra_intents=tuple(intents[1:]),
+    )
+
+
+# -- answers -> labels (validation) ------------------------------------------------------------
+def validate_transcription(answer: Answer, annotator: str) -> tuple[Label | None, str | None]:
+    """``(label, None)`` when the transcript can be trained on, else ``(None, reason)``."""
+    text = " ".join((answer.text or "").split())
+    if not text:
+        return None, "empty transcript"
+    return Label("", text=text, source=LabelSource.HUMAN, version=annotator), None
+
+
+def _word_bounds(text: str) -> tuple[set[int], set[int]]:
+    starts = {m.start() for m in re.finditer(r"\S+", text)}
+    ends = {m.end() for m in re.finditer(r"\S+", text)}
+    return starts, ends
+
+
+def validate_understanding(
+    answer: Answer,
+    annotator: str,
+    intents: tuple[str, ...],
+    entity_types: tuple[str, ...],
+    confirmed_text: str | None,
+) -> tuple[Label | None, str | None]:
+    """Check intent and spans against the schema, the text they were drawn on and the transcript.
+
+    ``confirmed_text`` is the utterance's accepted transcript when there is one: spans drawn
+    on another text disagree with it.
+    """
+    text = answer.text or ""
+    if not text.strip():
+        return None, "empty transcript"
+    if answer.intent is None:
+        return None, "no intent chosen"
+    if answer.extra_intents:
+        return None, f"more than one intent chosen: {[answer.intent, *answer.extra_intents]}"
+    if answer.intent not in intents:
+        return None, f"intent {answer.intent!r} is not in the schema"
+    if confirmed_text is not None and normalize(confirmed_text) != normalize(text):
+        return None, (
+            f"transcript and spans disagree: the spans are on {text!r} but the confirmed "
+            f"transcript is {confirmed_text!r}"
+        )
+    starts, ends = _word_bounds(text)
+    entities: list[Entity] = []
+    for span in answer.spans:
+        if span.type not in entity_types:
+            return None, f"entity type {span.type!r} is not in the schema"
+        if not 0 <= span.start < span.end <= len(text):
+            return None, (
+                f"span {span.type}[{span.start},{span.end}) is outside the text (length {len(text)})"
+            )
+        if span.text is not None and span.text != text[span.start : span.end]:
+            return None, (
+                f"span {span.type}[{span.start},{span.end}) says {span.text!r} but the text "
+                f"there is {text[span.start : span.end]!r}"
+            )
+        if span.start not in starts or span.end not in ends:
+            return None, (
+                f"transcript and spans disagree: span {span.type} "
+                f"{text[span.start : span.end]!r} cuts through a word"
+            )
+        entities.append(Entity(span.type, span.start, span.end))
+    for a, b in itertools.pairwise(entities):
+        if b.start < a.end:
+            return None, f"spans {a.type} and {b.type} overlap"
+    label = Label(
+        "",
+        text=text,
+        intent=answer.intent,
+        entities=tuple(entities),
+        source=LabelSource.HUMAN,
+        version=annotator,
+    )
+    return label, None
+
+
+def answers_agree(a: Answer, b: Answer) -> bool:
+    """Two annotators agree: same normalised transcript; for understanding also intent and spans."""
+    if normalize(a.text or "") != normalize(b.text or ""):
+        return False
+    if a.kind == "understanding":
+        return a.intent == b.intent and {(s.type, s.start, s.end) for s in a.spans} == {
+            (s.type, s.start, s.end) for s in b.spans
+        }
+    return True

@@ -1,0 +1,116 @@
+"""Configuration of the Label Studio integration (``configs/studio.yaml``), and where things live.
+
+The workspace holds everything local: ``<workspace>/studio/`` has the server's data folder,
+its log, the 0600 secret files (token, admin password, pseudonymisation key) and the state
+JSONL files (what was pushed and imported).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from earmark.config import load_config
+
+REPO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "studio.yaml"
+ENV_URL = "EARMARK_LS_URL"
+ENV_TOKEN = "EARMARK_LS_TOKEN"
+ENV_VENV = "EARMARK_LS_VENV"
+ENV_WORKSPACE = "EARMARK_WORKSPACE"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    version: str = "1.23.*"
+    venv: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8085
+    admin_email: str = "admin@earmark.local"
+    annotator_email: str = "annotator@earmark.local"
+    start_timeout_s: float = 180.0
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    timeout_s: float = 30.0
+    retries: int = 3
+    backoff_s: float = 0.5
+
+
+@dataclass(frozen=True)
+class ProjectsConfig:
+    transcription_title: str = "earmark: transcription"
+    understanding_title: str = "earmark: understanding"
+    overlap: int = 1
+
+
+@dataclass(frozen=True)
+class PushConfig:
+    uncertain_word_confidence: float = 0.6
+    asr_confident: float = 0.9
+
+
+@dataclass(frozen=True)
+class StudioConfig:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    client: ClientConfig = field(default_factory=ClientConfig)
+    projects: ProjectsConfig = field(default_factory=ProjectsConfig)
+    push: PushConfig = field(default_factory=PushConfig)
+
+
+def load_studio_config(
+    path: str | Path | None = None, overrides: tuple[str, ...] | list[str] = ()
+) -> StudioConfig:
+    """``configs/studio.yaml`` (or ``path``) plus dotted overrides such as ``server.port=9000``."""
+    if path is None and REPO_CONFIG.is_file():
+        path = REPO_CONFIG
+    return load_config(StudioConfig, path, list(overrides))
+
+
+def default_workspace() -> Path:
+    return Path(os.environ.get(ENV_WORKSPACE) or "work")
+
+
+def venv_dir(config: StudioConfig) -> Path:
+    """The server's own virtual environment: config, then ``$EARMARK_LS_VENV``, then the cache."""
+    if config.server.venv:
+        return Path(config.server.venv).expanduser()
+    if os.environ.get(ENV_VENV):
+        return Path(os.environ[ENV_VENV]).expanduser()
+    return Path.home() / ".cache" / "earmark" / "labelstudio-venv"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Files of one workspace's Label Studio integration."""
+
+    root: Path
+
+    @classmethod
+    def of(cls, workspace: str | Path) -> Paths:
+        return cls(Path(workspace) / "studio")
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "server.log"
+
+    @property
+    def server_json(self) -> Path:
+        return self.root / "server.json"
+
+    @property
+    def secrets(self) -> Path:
+        return self.root / "secrets"
+
+    @property
+    def token(self) -> Path:
+        return self.secrets / "token"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"

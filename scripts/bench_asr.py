@@ -1,0 +1,411 @@
+"""ASR benchmark: accuracy, confidence quality, speed against plain transformers, memory.
+
+Parts (run all, or some with ``--parts``; results merge into one JSON file):
+
+- ``builtin``: train on 2,500 labelled utterances of the built-in corpus (seed + pool answers)
+  for at most ``--minutes`` (default 20), test on its test set: WER/CER/SER, confidence AUROC.
+- ``fsdd``: real speech, train on four FSDD speakers, test on the fifth: WER.
+- ``speed``: training throughput (audio-s per wall-s) of ``train_asr`` against the same model
+  trained through the plain ``transformers.Trainer`` (features computed by the collator per
+  batch), and transcription real-time factor of ``transcribe`` against the
+  ``automatic-speech-recognition`` pipeline, measured in the same run.
+- ``memory``: peak RSS of transcribing 10,000 against 1,000 utterances (separate processes).
+
+The cores are shared with other jobs here: the load average is recorded beside each figure.
+
+    python scripts/bench_asr.py --corpus runs/corpus --work runs/bench_asr
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from earmark.manifest import ManifestRow, read_manifest, write_manifest
+from earmark.records import Label, Utterance
+
+REPO = Path(__file__).resolve().parents[1]
+FSDD = REPO.parent / "shared" / "data" / "fsdd" / "recordings"
+
+
+CLOCK = ["cpu"]  # --budget-clock
+
+
+def load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')} load {load()}] {msg}", flush=True)
+
+
+def builtin_train_manifest(corpus: Path, work: Path, n: int = 2500) -> Path:
+    rows = [r for r in read_manifest(corpus / "seed.jsonl") if r.label and r.label.text]
+    rows += [r for r in read_manifest(corpus / "pool_answers.jsonl") if r.label and r.label.text]
+    if len(rows) < n:
+        raise SystemExit(f"{corpus}: only {len(rows)} labelled utterances, need {n}")
+    path = work / "builtin_train.jsonl"
+    write_manifest(path, rows[:n])
+    return path
+
+
+def fsdd_manifests(work: Path, test_speaker: str) -> dict[str, Path]:
+    by_speaker: dict[str, list[ManifestRow]] = {}
+    for wav in sorted(FSDD.glob("*.wav")):
+        digit, speaker, _ = wav.stem.split("_")
+        row = ManifestRow(Utterance(wav.stem, str(wav), speaker), Label(wav.stem, text=digit))
+        by_speaker.setdefault(speaker, []).append(row)
+    if test_speaker not in by_speaker:
+        raise SystemExit(f"unknown FSDD speaker {test_speaker}; have {sorted(by_speaker)}")
+    train = [r for s, rows in by_speaker.items() if s != test_speaker for r in rows]
+    random.Random(0).shuffle(train)
+    n_dev = len(train) // 10
+    out = {s: work / f"fsdd_{s}.jsonl" for s in ("train", "dev", "test")}
+    write_manifest(out["train"], train[n_dev:])
+    write_manifest(out["dev"], train[:n_dev])
+    write_manifest(out["test"], by_speaker[test_speaker])
+    return out
+
+
+def train_and_test(
+    train: Path, dev: Path, test: Path, out: Path, minutes: float, overrides: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    from training.asr.config import load_asr_config
+    from training.asr.evaluate import evaluate_asr
+    from training.asr.train import train_asr
+
+    cfg = load_asr_config(
+        None,
+        (
+            f"train.max_minutes={minutes}",
+            "train.max_steps=0",
+            f"train.budget_clock={CLOCK[0]}",
+            *overrides,
+        ),
+    )
+    start_load = load()
+    last = [0.0]
+
+    def progress(d: dict[str, Any]) -> None:
+        if time.time() - last[0] > 60:
+            last[0] = time.time()
+            log(f"step {d['step']} loss {d['loss']:.3f} {d['audio_s_per_s']:.1f} audio-s/s")
+
+    result = train_asr(cfg, train, dev, out, on_progress=progress, log=log)
+    t0 = time.perf_counter()
+    metrics = evaluate_asr(out, read_manifest(test), n_resamples=1000)
+    metrics["eval_seconds"] = time.perf_counter() - t0
+    metrics["training"] = {k: v for k, v in result.metrics.items() if not isinstance(v, dict)}
+    metrics["load_average"] = {"start": start_load, "end": load()}
+    return metrics
+
+
+def part_builtin(args: argparse.Namespace) -> dict[str, Any]:
+    train = builtin_train_manifest(args.corpus, args.work)
+    log(f"builtin: training {args.minutes} min on {train}")
+    return train_and_test(
+        train,
+        args.corpus / "dev.jsonl",
+        args.corpus / "test.jsonl",
+        args.work / "builtin_ckpt",
+        args.minutes,
+    )
+
+
+def part_fsdd(args: argparse.Namespace) -> dict[str, Any]:
+    m = fsdd_manifests(args.work, args.fsdd_test_speaker)
+    log(f"fsdd: training {args.fsdd_minutes} min, testing on {args.fsdd_test_speaker}")
+    res = train_and_test(
+        m["train"], m["dev"], m["test"], args.work / "fsdd_ckpt", args.fsdd_minutes
+    )
+    res["test_speaker"] = args.fsdd_test_speaker
+    return res
+
+
+# ---- speed: the same model through the plain transformers Trainer / pipeline -------------
+
+
+def hf_trainer_throughput(rows: list[ManifestRow], seconds: float, lr: float) -> dict[str, Any]:
+    """Train the same architecture with ``transformers.Trainer`` for ``seconds``; audio-s/s."""
+    import numpy as np
+    import torch
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+
+    from earmark.audio import load_audio
+    from earmark.text import normalize
+    from training.asr.config import load_asr_config
+    from training.asr.model import build_recogniser
+
+    cfg = load_asr_config()
+    torch.manual_seed(0)
+    rec = build_recogniser(cfg.model)
+    waves = [load_audio(r.utterance.audio or "") for r in rows]
+    labels = [rec.encode(normalize(r.label.text or "")) for r in rows if r.label]
+    data = [{"wave": w, "labels": lab} for w, lab in zip(waves, labels, strict=True)]
+    audio_seconds = [0.0]
+
+    def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
+        feats = rec.feature_extractor(
+            [b["wave"] for b in batch], sampling_rate=16000, return_tensors="pt"
+        )
+        width = max(len(b["labels"]) for b in batch)
+        lab = np.full((len(batch), width), -100, dtype=np.int64)
+        for i, b in enumerate(batch):
+            lab[i, : len(b["labels"])] = b["labels"]
+        audio_seconds[0] += sum(len(b["wave"]) for b in batch) / 16000
+        return {
+            "input_features": feats["input_features"],
+            "attention_mask": feats["attention_mask"],
+            "labels": torch.from_numpy(lab),
+        }
+
+    class TimeLimit(TrainerCallback):
+        def on_step_end(self, a, state, control, **kw):  # type: ignore[no-untyped-def]
+            if time.perf_counter() - t0 > seconds:
+                control.should_training_stop = True
+
+    targs = TrainingArguments(
+        output_dir=str(Path(os.environ.get("TMPDIR", "/tmp")) / "bench_asr_trainer"),
+        per_device_train_batch_size=32,
+        learning_rate=lr,
+        max_steps=100_000,
+        warmup_steps=10,
+        save_strategy="no",
+        report_to=[],
+        logging_strategy="no",
+        use_cpu=True,
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        disable_tqdm=True,
+        max_grad_norm=1.0,
+    )
+    trainer = Trainer(model=rec.model, args=targs, train_dataset=data, data_collator=collate)  # type: ignore[arg-type]
+    t0 = time.perf_counter()
+    trainer.train()
+    wall = time.perf_counter() - t0
+    return {
+        "audio_seconds": audio_seconds[0],
+        "wall_seconds": wall,
+        "audio_s_per_s": audio_seconds[0] / wall,
+    }
+
+
+def ours_throughput(train: Path, dev: Path, work: Path, seconds: float) -> dict[str, Any]:
+    from training.asr.config import load_asr_config
+    from training.asr.train import train_asr
+
+    cfg = load_asr_config(
+        None,
+        (f"train.max_minutes={seconds / 60}", "train.max_steps=0", "train.eval_every_minutes=1000"),
+    )
+    t0 = time.perf_counter()
+    res = train_asr(cfg, train, dev, work / "speed_ckpt", log=lambda _: None)
+    total = time.perf_counter() - t0
+    m = res.metrics
+    # everything counted: feature extraction, training, the final dev pass and saving
+    return {
+        "audio_seconds": m["train_audio_seconds"],
+        "wall_seconds": total,
+        "audio_s_per_s": m["train_audio_seconds"] / total,
+        "audio_s_per_train_s": m["audio_s_per_s"],
+        "feature_seconds": m["feature_seconds"],
+    }
+
+
+def transcription_rtf(checkpoint: Path, rows: list[ManifestRow]) -> dict[str, Any]:
+    import torch
+    from transformers import pipeline
+
+    from earmark.audio import load_audio
+    from training.asr.transcribe import transcribe
+
+    torch.set_num_threads(2)
+    audio_s = sum(len(load_audio(r.utterance.audio or "")) for r in rows) / 16000
+    t0 = time.perf_counter()
+    ours = list(transcribe(checkpoint, rows, batch_size=32, device="cpu"))
+    ours_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    asr = pipeline("automatic-speech-recognition", model=str(checkpoint), device="cpu")
+    inputs = [{"raw": load_audio(r.utterance.audio or ""), "sampling_rate": 16000} for r in rows]
+    hf = asr(inputs, batch_size=32)
+    hf_s = time.perf_counter() - t0
+    agree = sum(o["text"] == h["text"].strip() for o, h in zip(ours, hf, strict=True)) / len(rows)
+    return {
+        "audio_seconds": audio_s,
+        "ours_rtf": ours_s / audio_s,
+        "hf_pipeline_rtf": hf_s / audio_s,
+        "ratio": hf_s / ours_s,
+        "same_text_share": agree,
+    }
+
+
+def part_speed(args: argparse.Namespace) -> dict[str, Any]:
+    if (args.corpus / "seed.jsonl").is_file():
+        train = builtin_train_manifest(args.corpus, args.work)
+        rows = read_manifest(train)[: args.speed_utts]
+        dev, test_rows = args.corpus / "dev.jsonl", read_manifest(args.corpus / "test.jsonl")
+    else:
+        m = fsdd_manifests(args.work, args.fsdd_test_speaker)
+        rows, dev, test_rows = (
+            read_manifest(m["train"])[: args.speed_utts],
+            m["dev"],
+            read_manifest(m["test"]),
+        )
+    subset = args.work / "speed_train.jsonl"
+    write_manifest(subset, rows)
+    import torch
+
+    torch.set_num_threads(2)
+    log(f"speed: ours, {args.speed_seconds}s")
+    ours = ours_throughput(subset, dev, args.work, args.speed_seconds)
+    log(f"speed: transformers Trainer, {args.speed_seconds}s")
+    hf = hf_trainer_throughput(rows, args.speed_seconds, 2e-3)
+    log("speed: transcription")
+    ckpt = args.work / "builtin_ckpt"
+    if not (ckpt / "config.json").is_file():
+        ckpt = args.work / "speed_ckpt"
+    rtf = transcription_rtf(ckpt, test_rows[: args.rtf_utts])
+    return {
+        "train": {
+            "ours": ours,
+            "hf_trainer": hf,
+            "ratio": ours["audio_s_per_s"] / hf["audio_s_per_s"],
+        },
+        "transcribe": rtf,
+        "load_average_end": load(),
+    }
+
+
+MEMORY_CHILD = """
+import json, resource, sys
+from earmark.manifest import iter_manifest
+from training.asr.transcribe import transcribe
+n = 0
+for pred in transcribe(sys.argv[1], iter_manifest(sys.argv[2]), batch_size=32, device="cpu"):
+    n += 1
+print(json.dumps({"n": n, "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def part_memory(args: argparse.Namespace) -> dict[str, Any]:
+    ckpt = args.work / "fsdd_ckpt"
+    if not (ckpt / "config.json").is_file():
+        ckpt = args.work / "builtin_ckpt"
+    base = [ManifestRow(Utterance(w.stem, str(w)), None) for w in sorted(FSDD.glob("*.wav"))]
+    out: dict[str, Any] = {"checkpoint": str(ckpt)}
+    for n in (1000, 10_000):
+        rows = [
+            ManifestRow(base[i % len(base)].utterance.with_(id=f"m{i:05d}"), None) for i in range(n)
+        ]
+        path = args.work / f"memory_{n}.jsonl"
+        write_manifest(path, rows)
+        log(f"memory: transcribing {n} utterances")
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-c", MEMORY_CHILD, str(ckpt), str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "OMP_NUM_THREADS": "2"},
+        )
+        res = json.loads(proc.stdout.strip().splitlines()[-1])
+        res["seconds"] = time.perf_counter() - t0
+        out[str(n)] = res
+    out["ratio_10k_to_1k"] = out["10000"]["max_rss_mb"] / out["1000"]["max_rss_mb"]
+    return out
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [f"{'figure':58s} {'value':>12s}  target"]
+
+    def row(name: str, value: Any, target: str = "") -> None:
+        text = f"{value:.4f}" if isinstance(value, float) else str(value)
+        lines.append(f"{name:58s} {text:>12s}  {target}")
+
+    if b := results.get("builtin"):
+        row("built-in test WER (2,500 utts, <=20 min)", b["wer"]["value"], "<= 0.10")
+        row("  95% CI", f"[{b['wer']['low']:.3f}, {b['wer']['high']:.3f}]")
+        row("built-in test CER", b["cer"]["value"])
+        row("built-in test SER", b["ser"]["value"])
+        row(
+            "utterance confidence AUROC (has word error)", b["confidence_auroc"]["value"], ">= 0.80"
+        )
+        row("word confidence AUROC (word wrong)", b["word_confidence_auroc"]["value"])
+        row(
+            "  training minutes (+ feature extraction s)",
+            f"{b['training']['wall_seconds'] / 60:.1f} (+{b['training']['feature_seconds']:.0f}s)",
+        )
+        row("  training audio-s per training-s", b["training"]["audio_s_per_s"])
+        row("  load average start/end", f"{b['load_average']['start']}/{b['load_average']['end']}")
+    if f := results.get("fsdd"):
+        row(f"FSDD held-out speaker ({f['test_speaker']}) WER", f["wer"]["value"], "<= 0.05")
+        row("FSDD utterance confidence AUROC", f["confidence_auroc"]["value"])
+    if s := results.get("speed"):
+        row("train audio-s/s ours (all-in)", s["train"]["ours"]["audio_s_per_s"])
+        row("train audio-s/s transformers Trainer", s["train"]["hf_trainer"]["audio_s_per_s"])
+        row("train throughput ratio ours/Trainer", s["train"]["ratio"], ">= 1.0")
+        row("transcribe RTF ours", s["transcribe"]["ours_rtf"])
+        row("transcribe RTF transformers pipeline", s["transcribe"]["hf_pipeline_rtf"])
+        row("transcribe speed ratio pipeline/ours", s["transcribe"]["ratio"], ">= 1.0")
+    if m := results.get("memory"):
+        row("peak RSS MB, 1,000 utterances", m["1000"]["max_rss_mb"])
+        row("peak RSS MB, 10,000 utterances", m["10000"]["max_rss_mb"])
+        row("peak RSS ratio 10k/1k", m["ratio_10k_to_1k"], "<= 1.10")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--corpus", type=Path, default=REPO / "runs" / "corpus")
+    ap.add_argument("--work", type=Path, default=REPO / "runs" / "bench_asr")
+    ap.add_argument("--parts", default="builtin,fsdd,speed,memory")
+    ap.add_argument("--minutes", type=float, default=20.0)
+    ap.add_argument("--fsdd-minutes", type=float, default=8.0)
+    ap.add_argument("--fsdd-test-speaker", default="yweweler")
+    ap.add_argument(
+        "--budget-clock",
+        choices=("cpu", "wall"),
+        default="cpu",
+        help="cpu: training budgets count process CPU time / 2 threads (fair on shared cores)",
+    )
+    ap.add_argument("--speed-seconds", type=float, default=90.0)
+    ap.add_argument("--speed-utts", type=int, default=400)
+    ap.add_argument("--rtf-utts", type=int, default=300)
+    args = ap.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    CLOCK[0] = args.budget_clock
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    if any(p in parts for p in ("builtin", "speed")) and not (args.corpus / "seed.jsonl").is_file():
+        log(f"no corpus at {args.corpus}: running earmark corpus synth")
+        subprocess.run(["earmark", "corpus", "synth", "--out", str(args.corpus)], check=True)
+    out_json = args.work / "bench_asr.json"
+    runners = {
+        "builtin": part_builtin,
+        "fsdd": part_fsdd,
+        "speed": part_speed,
+        "memory": part_memory,
+    }
+    for part in parts:
+        if part not in runners:
+            raise SystemExit(f"unknown part {part!r}; choose from {sorted(runners)}")
+        result = runners[part](args)
+        result["measured_at"] = time.strftime("%Y-%m-%d %H:%M:%S")
+        # re-read so that parts run by parallel invocations merge instead of clobbering
+        results = json.loads(out_json.read_text()) if out_json.is_file() else {}
+        results[part] = result
+        out_json.write_text(json.dumps(results, indent=2))
+        log(f"{part} done -> {out_json}")
+    print(table(json.loads(out_json.read_text()) if out_json.is_file() else {}))
+
+
+if __name__ == "__main__":
+    main()
