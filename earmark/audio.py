@@ -11,12 +11,14 @@ pass over the samples.
 from __future__ import annotations
 
 import errno
+import functools
 import math
 import os
 import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -102,12 +104,20 @@ def resample(wave: np.ndarray, orig_sr: int, target_sr: int = TARGET_SR) -> np.n
     if orig_sr == target_sr:
         return wave.astype(np.float32, copy=False)
     import torch
-    import torchaudio.functional as AF
 
-    out = AF.resample(
-        torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)), orig_sr, target_sr
-    )
+    with torch.inference_mode():
+        out = _resampler(orig_sr, target_sr)(
+            torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
+        )
     return out.numpy()
+
+
+@functools.lru_cache(maxsize=16)
+def _resampler(orig_sr: int, target_sr: int) -> Any:
+    """One torchaudio ``Resample`` per rate pair: building its sinc kernel costs more than using it."""
+    import torchaudio.transforms as AT
+
+    return AT.Resample(orig_sr, target_sr)
 
 
 def to_mono(data: np.ndarray) -> np.ndarray:

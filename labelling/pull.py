@@ -11,10 +11,11 @@ recomputed from that log, so a later edit supersedes an earlier one:
 - ``flagged.jsonl``: utterances an annotator flagged, with the flags and comment;
 - ``disagreements.jsonl``: tasks where annotators disagree.
 
-Policy for several annotators on one task: each annotator's latest annotation counts; when
-they all agree (same normalised transcript; for understanding also intent and spans) the
-most recent one is taken, otherwise the task is rejected as "annotators disagree" and
-reported. Skipped (cancelled) annotations produce no label and are counted. A flag from any
+Policy for several annotators on one task: each annotator's latest annotation counts, and
+invalid ones are set aside (a rejected task is reopened in Label Studio, so another annotator
+can answer it); when the valid answers all agree (same normalised transcript; for
+understanding also intent and spans) the most recent one is taken, otherwise the task is
+rejected as "annotators disagree" and reported. Skipped (cancelled) annotations produce no label and are counted. A flag from any
 annotator excludes the utterance from training.
 """
 
@@ -66,12 +67,14 @@ def _task_annotations(client: StudioClient, task: dict[str, Any]) -> list[dict[s
 
 def fetch_new(
     client: StudioClient, state: State, tags: dict[str, tuple[int, Tags]]
-) -> tuple[list[dict[str, Any]], set[int]]:
-    """(log entries for annotation versions not imported yet, ids of all current annotations)."""
+) -> tuple[list[dict[str, Any]], set[int], dict[int, tuple[bool, int]]]:
+    """Log entries for annotation versions not imported yet, the ids of all current
+    annotations, and task id -> (is labelled, number of annotations)."""
     refs = state.ref_index()
     seen = {(e["annotation_id"], e["updated_at"]) for e in read_jsonl(state.imported)}
     new: list[dict[str, Any]] = []
     current: set[int] = set()
+    task_info: dict[int, tuple[bool, int]] = {}
     for kind, (pid, ktags) in tags.items():
         for task in client.paginate(
             "/api/tasks/", what=f"listing {kind} tasks", params={"project": pid, "fields": "all"}
@@ -80,7 +83,9 @@ def fetch_new(
             pushed = refs.get(str(data.get(convert.REF_KEY)))
             if pushed is None:
                 continue  # not a task earmark pushed
-            for ann in _task_annotations(client, task):
+            anns = _task_annotations(client, task)
+            task_info[int(task["id"])] = (bool(task.get("is_labeled")), len(anns))
+            for ann in anns:
                 current.add(int(ann["id"]))
                 key = (int(ann["id"]), str(ann.get("updated_at")))
                 if key in seen:
@@ -98,7 +103,16 @@ def fetch_new(
                         "imported_at": datetime.now(UTC).isoformat(),
                     }
                 )
-    return new, current
+    return new, current, task_info
+
+
+def reopen(client: StudioClient, task_id: int, n_annotations: int) -> None:
+    """Put a task back into the labelling queue: one more annotation wanted, not labelled."""
+    client.patch(
+        f"/api/tasks/{task_id}/",
+        {"is_labeled": False, "overlap": n_annotations + 1},
+        what=f"reopening task {task_id} for review",
+    )
 
 
 @dataclass(frozen=True)
@@ -138,20 +152,27 @@ def _decide(
     live = [(e, a) for e, a in answers if not a.cancelled]
     if not live:
         return Decision(kind, None, None, latest[-1] if latest else None, skipped=True)
-    entry, answer = live[-1]
-    if len(live) > 1 and not all(convert.answers_agree(answer, a) for _, a in live[:-1]):
+    checked = []
+    for e, a in live:
+        if kind == "transcription":
+            label, reason = convert.validate_transcription(a, e["annotator"])
+        else:
+            label, reason = convert.validate_understanding(
+                a, e["annotator"], tags.intents, tags.entity_types, confirmed_text
+            )
+        checked.append((e, a, label, reason))
+    valid = [(e, a, label) for e, a, label, _ in checked if label is not None]
+    if not valid:  # every annotator's answer is invalid: the latest one's reason
+        e, _, _, reason = checked[-1]
+        return Decision(kind, None, reason, e)
+    entry, answer, label = valid[-1]
+    if not all(convert.answers_agree(answer, a) for _, a, _ in valid[:-1]):
         report = [
             {"annotator": e["annotator"], "answer": a.to_dict(), "task_id": e["task_id"]}
-            for e, a in live
+            for e, a, _ in valid
         ]
         return Decision(kind, None, "annotators disagree", entry, disagreement=report)
-    if kind == "transcription":
-        label, reason = convert.validate_transcription(answer, entry["annotator"])
-    else:
-        label, reason = convert.validate_understanding(
-            answer, entry["annotator"], tags.intents, tags.entity_types, confirmed_text
-        )
-    return Decision(kind, label, reason, entry)
+    return Decision(kind, label, None, entry)
 
 
 @dataclass
@@ -249,7 +270,7 @@ def pull(client: StudioClient, workspace: str | Path, *, followup: bool = True) 
     """
     state = State.of(workspace)
     tags = project_tags(client, workspace)
-    new, current = fetch_new(client, state, tags)
+    new, current, task_info = fetch_new(client, state, tags)
     entries = read_jsonl(state.imported) + new
     outcome = decide_all(entries, current, tags)
     if new:
@@ -268,6 +289,10 @@ def pull(client: StudioClient, workspace: str | Path, *, followup: bool = True) 
     )
     for r in outcome.rejected:
         summary.reasons[r["reason"]] = summary.reasons.get(r["reason"], 0) + 1
+        task_id = int(r["task"].partition("/")[2])
+        labelled, n_annotations = task_info.get(task_id, (False, 0))
+        if labelled:  # left open: back in the queue until a valid answer comes
+            reopen(client, task_id, n_annotations)
     if followup and "understanding" in tags:
         pushed = {(r["utterance_id"], r["kind"]) for r in state.pushed_rows()}
         nlu = stored_nlu(state)

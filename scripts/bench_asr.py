@@ -36,6 +36,7 @@ FSDD = REPO.parent / "shared" / "data" / "fsdd" / "recordings"
 
 
 CLOCK = ["cpu"]  # --budget-clock
+THREADS = [2]  # --threads
 
 
 def load() -> float:
@@ -87,6 +88,7 @@ def train_and_test(
             f"train.max_minutes={minutes}",
             "train.max_steps=0",
             f"train.budget_clock={CLOCK[0]}",
+            f"train.threads={THREADS[0]}",
             *overrides,
         ),
     )
@@ -203,7 +205,12 @@ def ours_throughput(train: Path, dev: Path, work: Path, seconds: float) -> dict[
 
     cfg = load_asr_config(
         None,
-        (f"train.max_minutes={seconds / 60}", "train.max_steps=0", "train.eval_every_minutes=1000"),
+        (
+            f"train.max_minutes={seconds / 60}",
+            "train.max_steps=0",
+            "train.eval_every_minutes=1000",
+            f"train.threads={THREADS[0]}",
+        ),
     )
     t0 = time.perf_counter()
     res = train_asr(cfg, train, dev, work / "speed_ckpt", log=lambda _: None)
@@ -226,7 +233,7 @@ def transcription_rtf(checkpoint: Path, rows: list[ManifestRow]) -> dict[str, An
     from earmark.audio import load_audio
     from training.asr.transcribe import transcribe
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(THREADS[0])
     audio_s = sum(len(load_audio(r.utterance.audio or "")) for r in rows) / 16000
     t0 = time.perf_counter()
     ours = list(transcribe(checkpoint, rows, batch_size=32, device="cpu"))
@@ -260,9 +267,6 @@ def part_speed(args: argparse.Namespace) -> dict[str, Any]:
         )
     subset = args.work / "speed_train.jsonl"
     write_manifest(subset, rows)
-    import torch
-
-    torch.set_num_threads(2)
     log(f"speed: ours, {args.speed_seconds}s")
     ours = ours_throughput(subset, dev, args.work, args.speed_seconds)
     log(f"speed: transformers Trainer, {args.speed_seconds}s")
@@ -313,7 +317,7 @@ def part_memory(args: argparse.Namespace) -> dict[str, Any]:
             capture_output=True,
             text=True,
             check=True,
-            env={**os.environ, "OMP_NUM_THREADS": "2"},
+            env={**os.environ, "OMP_NUM_THREADS": str(THREADS[0])},
         )
         res = json.loads(proc.stdout.strip().splitlines()[-1])
         res["seconds"] = time.perf_counter() - t0
@@ -377,12 +381,22 @@ def main() -> None:
         default="cpu",
         help="cpu: training budgets count process CPU time / 2 threads (fair on shared cores)",
     )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="torch threads for every part (1 is far faster when other jobs load the cores)",
+    )
     ap.add_argument("--speed-seconds", type=float, default=90.0)
     ap.add_argument("--speed-utts", type=int, default=400)
     ap.add_argument("--rtf-utts", type=int, default=300)
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     CLOCK[0] = args.budget_clock
+    THREADS[0] = args.threads
+    import torch
+
+    torch.set_num_threads(args.threads)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     if any(p in parts for p in ("builtin", "speed")) and not (args.corpus / "seed.jsonl").is_file():
         log(f"no corpus at {args.corpus}: running earmark corpus synth")

@@ -453,7 +453,8 @@ class PlannedUtterance:
 
 
 def choose_voices(config: SynthConfig, engines: Sequence[str], seed: int) -> list[Voice]:
-    """``n_voices`` distinct voices drawn from the grid, split between the engines present."""
+    """``n_voices`` distinct voices drawn from the grid, split between the engines present
+    (fewer when an engine's grid is smaller than its share)."""
     rng = random.Random(f"earmark-voices-{seed}")
     n_flite = 0
     if "flite" in engines:
@@ -468,11 +469,10 @@ def choose_voices(config: SynthConfig, engines: Sequence[str], seed: int) -> lis
         if engine not in engines or counts[engine] == 0:
             continue
         grid = voice_grid(config.voices, engine)
-        if len(grid) < counts[engine]:
-            raise CorpusError(
-                f"n_voices: {counts[engine]} {engine} voices wanted, the grid has {len(grid)}"
-            )
-        chosen += rng.sample(grid, counts[engine])
+        if not grid:
+            raise CorpusError(f"voices: the {engine} grid is empty")
+        # A grid smaller than asked (flite alone has 39 voices) gives all it has.
+        chosen += rng.sample(grid, min(counts[engine], len(grid)))
     return chosen
 
 
@@ -521,7 +521,8 @@ def plan_corpus(config: SynthConfig, seed: int, engines: Sequence[str]) -> list[
     """
     voices = choose_voices(config, engines, seed)
     held = _holdout(voices, config.holdout_voices, random.Random(f"earmark-holdout-{seed}"))
-    share = config.flite_share if {"flite", "espeak-ng"} <= set(engines) else None
+    voiced = [e for e in ENGINES if any(v.engine == e for v in voices)]
+    share = config.flite_share if len(voiced) == 2 else None
     talkers = ",".join(v.id for v in babble_voices(config, seed, engines))
     babble_key = hashlib.sha1(f"{seed}:{talkers}".encode()).hexdigest()[:10]
     seen: set[tuple[str, str]] = set()
@@ -533,7 +534,7 @@ def plan_corpus(config: SynthConfig, seed: int, engines: Sequence[str]) -> list[
         rows: list[PlannedUtterance] = []
         for i in range(getattr(config.sizes, split)):
             if share is None:
-                engine = engines[0]
+                engine = voiced[0]
             else:  # a low-discrepancy sequence: exact proportions, both engines early on
                 engine = (
                     "flite" if int((i + 1) * share + 0.5) > int(i * share + 0.5) else "espeak-ng"

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from labelling.client import StudioClient, connect
-from labelling.server import start, stop
+from labelling.server import ensure_annotator, start, stop
 from labelling.settings import Paths, StudioConfig, load_studio_config
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -47,6 +47,8 @@ def studio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
     config = load_studio_config(overrides=[f"server.port={_free_port()}"])
     info = start(workspace, config)
     try:
+        with connect(workspace, config.client) as admin:  # the simulated annotator's account
+            ensure_annotator(workspace, config, admin)
         yield Studio(workspace, config, info.url)
     finally:
         stop(workspace)

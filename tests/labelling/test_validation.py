@@ -67,6 +67,9 @@ def test_invalid_flagged_skipped_edited_and_disputed(studio, corpus_factory, tmp
         assert p1.followups == 4  # u004..u007: accepted, not flagged, not rejected
         assert p1.flagged == 1 and p1.skipped == 1 and p1.disagreements == 1
         assert p1.reasons == {"empty transcript": 1, "annotators disagree": 1}
+        # a rejected task is left open in Label Studio (back in the queue), an accepted one is not
+        assert admin.get(f"/api/tasks/{tasks['u000']}/", what="reading")["is_labeled"] is False
+        assert admin.get(f"/api/tasks/{tasks['u004']}/", what="reading")["is_labeled"] is True
 
         # a later edit supersedes the earlier annotation
         update_annotation(

@@ -62,12 +62,19 @@ def load_example(row: ManifestRow, feature_extractor: Any, encode: Any) -> Examp
 def load_examples(
     rows: Iterable[ManifestRow], feature_extractor: Any, encode: Any, progress: Any = None
 ) -> list[Example]:
-    out = []
-    for row in rows:
-        out.append(load_example(row, feature_extractor, encode))
-        if progress is not None:
-            progress()
-    return out
+    """Featurise every row (single-threaded: intra-op threads only add overhead to these small
+    per-utterance ops, many times over when other jobs share the cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = []
+        for row in rows:
+            out.append(load_example(row, feature_extractor, encode))
+            if progress is not None:
+                progress()
+        return out
+    finally:
+        torch.set_num_threads(threads)
 
 
 def spec_augment(
