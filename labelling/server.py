@@ -387,7 +387,14 @@ def ensure_annotator(
         http = session(admin.url, email, password)
     except StudioError:
         invite = admin.get("/api/invite", what="reading the invite link")
-        http = session(admin.url, email, password, signup_token=invite["token"])
+        try:
+            http = session(admin.url, email, password, signup_token=invite["token"])
+        except StudioError:
+            raise StudioError(
+                f"the annotator account {email} cannot log in to {admin.url} and cannot be "
+                f"created (it exists, with a password not in {paths.secrets}): set "
+                "server.annotator_email to a new address (--set server.annotator_email=...)"
+            ) from None
     try:
         token = create_token(http, admin.url)
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -98,3 +99,32 @@ def test_timeout_is_retried_then_reported(tmp_path):
     msg = str(exc.value)
     assert f"Label Studio at {url} did not answer within 0.5 s" in msg
     assert "2 attempts" in msg
+
+
+@pytest.mark.labelstudio
+@pytest.mark.shared
+def test_cli_round_with_flags_lists_them_for_review(studio, corpus_factory):
+    """setup, push, annotate (every task flagged), pull and review through the console script."""
+    corpus = corpus_factory(3)
+    ws = str(studio.workspace)
+    titles = [
+        "--set", f"projects.transcription_title={studio.config.projects.transcription_title}",
+        "--set", f"projects.understanding_title={studio.config.projects.understanding_title}",
+    ]  # fmt: skip
+    steps = [
+        ["studio", "setup", "-w", ws, "-m", str(corpus.answers), *titles],
+        ["push", "-w", ws, "--selection", str(corpus.selection), "-m", str(corpus.pool), *titles],
+        ["annotate", "-w", ws, "--simulate", str(corpus.answers), "--flag-rate", "1", *titles],
+        ["pull", "-w", ws, *titles],
+        ["review", "-w", ws],
+    ]
+    outs = []
+    for args in steps:
+        proc = _earmark(*args, env={"COLUMNS": "250"})  # a wide table on a pipe
+        assert proc.returncode == 0, (args, proc.stderr)
+        outs.append(" ".join(proc.stdout.split()))
+    assert "pushed 3 tasks (3 transcription, 0 understanding)" in outs[1]
+    assert "annotated 3 task(s)" in outs[2] and "3 flagged" in outs[2]
+    assert "3 flagged" in outs[3] and "0 understanding task(s) created" in outs[3]
+    assert '{"flagged": 3}' in outs[4] and "simulated annotator" in outs[4]
+    assert all(re.search(rf"u00{i}\W+flagged", outs[4]) for i in range(3))

@@ -138,3 +138,48 @@ def test_tasks_reveal_no_speaker_path_or_file_name(studio, corpus_factory):
             # the audio itself is served (to a logged-in user) and is a WAV file
             resp = client._http.get(audio_url, headers={"Authorization": client._auth_header()})
             assert resp.status_code == 200 and resp.content[:4] == b"RIFF"
+
+
+def test_confident_asr_goes_straight_to_understanding(studio, corpus_factory, tmp_path):
+    corpus = corpus_factory(4)
+    _setup(studio, corpus)
+    rows = [json.loads(line) for line in corpus.asr.read_text().splitlines()]
+    for row in rows[:2]:
+        row["confidence"] = 0.97  # above push.asr_confident: only the NLU is unsure
+    asr = tmp_path / "asr_confident.jsonl"
+    asr.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with studio.client() as client:
+        s = push(
+            client, studio.workspace, corpus.selection, corpus.pool, studio.config,
+            asr_predictions=asr, nlu_predictions=corpus.nlu,
+        )  # fmt: skip
+        assert (s.transcription, s.understanding) == (2, 2)
+        pid = State.of(studio.workspace).projects()["understanding"]["id"]
+        tasks = list(
+            client.paginate("/api/tasks/", what="reading", params={"project": pid, "fields": "all"})
+        )
+    assert sorted(t["data"]["text"] for t in tasks) == sorted(r["text"] for r in rows[:2])
+    for task in tasks:
+        pred = task["predictions"][0]
+        assert pred["model_version"] == "nlu-test-1" and pred["score"] == pytest.approx(0.5)
+        intent = next(r for r in pred["result"] if r["type"] == "choices")
+        assert intent["value"]["choices"][0] in ("alarm_set", "play_music")
+
+
+def test_simulated_annotator_makes_the_mistakes_it_is_asked_for(studio, corpus_factory):
+    corpus = corpus_factory(6)
+    _setup(studio, corpus)
+    answers = {r.id: r.label for r in read_manifest(corpus.answers)}
+    with studio.client() as client:
+        push(client, studio.workspace, corpus.selection, corpus.pool, studio.config)
+        simulate(client, studio.workspace, studio.config, corpus.answers, error_rate=1.0, seed=3)
+        pull(client, studio.workspace)
+        simulate(client, studio.workspace, studio.config, corpus.answers, error_rate=1.0, seed=3)
+        pull(client, studio.workspace)
+    labels = {r.id: r.label for r in read_manifest(State.of(studio.workspace).labels)}
+    assert set(labels) == set(answers)
+    for uid, want in answers.items():
+        got, truth = labels[uid].text.split(), want.text.split()
+        assert len(got) == len(truth)
+        assert sum(a != b for a, b in zip(got, truth, strict=True)) == 1, uid  # one wrong word
+        assert labels[uid].intent != want.intent  # wrong intent

@@ -172,11 +172,6 @@ def build_recogniser(config: ModelConfig) -> Recogniser:
     return Recogniser(model, fe, make_tokenizer(vocab), vocab)
 
 
-def _tokenizer_vocab(tokenizer: Any) -> dict[str, int]:
-    vocab = dict(tokenizer.get_vocab())
-    return {t: i for t, i in vocab.items() if i < 10_000}
-
-
 def _replace_head(model: Any, vocab: dict[str, int]) -> None:
     """Swap the CTC output layer for a fresh one sized for ``vocab`` (blank = ``<pad>``)."""
     import torch.nn as nn
@@ -219,7 +214,7 @@ def load_recogniser(source: str | Path, *, for_training: bool = False) -> Recogn
         raise CheckpointError(f"{src}: cannot load as a CTC checkpoint: {exc}") from exc
     try:
         tokenizer = AutoTokenizer.from_pretrained(src)
-        vocab = _tokenizer_vocab(tokenizer)
+        vocab = dict(tokenizer.get_vocab())
     except (OSError, ValueError, TypeError):
         tokenizer, vocab = None, {}
     temperature = 1.0
