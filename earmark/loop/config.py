@@ -1,0 +1,90 @@
+"""The loop's config (``configs/loop.yaml``): data, rounds, selection, models, annotator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from earmark.config import load_config
+from earmark.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Manifests the loop works on. ``seed`` is labelled; ``pool`` is unlabelled; ``answers``
+    (the pool's true labels) is read only by the simulated annotator."""
+
+    seed: str = ""
+    pool: str = ""
+    dev: str = ""
+    test: str = ""
+    answers: str = ""
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """One model's training per round: its config file, overrides and time budget."""
+
+    enabled: bool = True  # also switched off automatically when the data has no such labels
+    config: str = ""
+    overrides: tuple[str, ...] = ()
+    first_round_minutes: float = 4.0
+    minutes: float = 2.0  # later rounds warm-start from the previous round's checkpoint
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    strategy: str = "combined"
+    diverse: bool = True
+    diversity_factor: float = 3.0
+    asr_weight: float = 0.5
+
+
+@dataclass(frozen=True)
+class AnnotatorConfig:
+    kind: Literal["simulated", "human"] = "simulated"
+    error_rate: float = 0.0
+    flag_rate: float = 0.0
+    poll_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class StoppingConfig:
+    """Stop at ``rounds``, at ``label_budget`` human labels, or when the main dev metric has
+    not improved by ``min_delta`` for ``patience`` rounds (0 disables the rule)."""
+
+    rounds: int = 3
+    label_budget: int = 0  # 0 = no budget
+    patience: int = 2
+    min_delta: float = 0.002
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    batch: int = 50
+    seed: int = 0
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    asr: ModelRun = field(default_factory=lambda: ModelRun(config="configs/asr.yaml"))
+    nlu: ModelRun = field(
+        default_factory=lambda: ModelRun(
+            config="configs/nlu.yaml", first_round_minutes=1.5, minutes=1.0
+        )
+    )
+    annotator: AnnotatorConfig = field(default_factory=AnnotatorConfig)
+    stopping: StoppingConfig = field(default_factory=StoppingConfig)
+    studio_config: str = "configs/studio.yaml"
+    eval_resamples: int = 200
+
+
+def load_loop_config(
+    path: str | Path | None, overrides: tuple[str, ...] | list[str] = ()
+) -> LoopConfig:
+    cfg = load_config(LoopConfig, path, list(overrides))
+    for name in ("seed", "pool", "dev"):
+        if not getattr(cfg.data, name):
+            raise ConfigError(f"config key 'data.{name}' is required (a manifest path)")
+    if cfg.batch <= 0:
+        raise ConfigError(f"config key 'batch': must be positive, got {cfg.batch}")
+    return cfg

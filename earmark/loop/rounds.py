@@ -1,0 +1,500 @@
+"""One active-learning run, round by round: train -> score -> select -> push -> annotate -> pull.
+
+Read it top to bottom: ``run_loop`` holds the run folder's lock and walks the phases of
+``earmark.loop.state``; each phase is one small function that reads the files of earlier
+phases and writes its own artefact atomically before the state moves on. Killing the process
+at any point and running the same command again repeats at most the phase that was cut off,
+and every phase is safe to repeat (training resumes from its last checkpoint, push never makes
+a second task, pull never imports twice).
+
+After the last selection round, one more training phase measures what the final labels bought,
+so a run of N rounds has N + 1 points on its learning curve.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from earmark.config import to_dict
+from earmark.errors import EarmarkError, EmptyPoolError
+from earmark.loop.config import LoopConfig
+from earmark.loop.curves import append_row, format_table, plot_curves
+from earmark.loop.state import RunFolder, RunState, write_json_atomic
+from earmark.manifest import ManifestRow, read_manifest, write_manifest
+from earmark.selection import UtteranceScores, make_strategy, read_scores, write_scores
+from earmark.selection.strategies import Combined, Diverse, Strategy
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Halves:
+    """Which halves of the loop this corpus supports (an ASR-only or NLU-only corpus runs one)."""
+
+    asr: bool
+    nlu: bool
+
+
+def halves_of(cfg: LoopConfig) -> Halves:
+    seed = read_manifest(cfg.data.seed)
+    has_audio = any(r.utterance.audio for r in seed)
+    has_text = any(r.label and r.label.text for r in seed)
+    has_intent = any(r.label and r.label.intent for r in seed)
+    halves = Halves(
+        asr=cfg.asr.enabled and has_audio and has_text, nlu=cfg.nlu.enabled and has_intent
+    )
+    if not (halves.asr or halves.nlu):
+        raise EarmarkError(
+            f"{cfg.data.seed}: the seed set has neither transcribed audio (ASR) nor intents (NLU); "
+            "nothing to train"
+        )
+    return halves
+
+
+# -- training --------------------------------------------------------------------------------
+
+
+def labelled_rows(
+    cfg: LoopConfig, workspace: Path, round_dir: Path, *, need_intent: bool
+) -> list[ManifestRow]:
+    """Seed rows plus the human labels pulled so far (flagged and rejected ones left out)."""
+    from labelling.pull import build_training_manifest
+
+    human = round_dir / ("human_nlu.jsonl" if need_intent else "human_asr.jsonl")
+    build_training_manifest(workspace, cfg.data.pool, human, require_intent=need_intent)
+    seed = [
+        r
+        for r in read_manifest(cfg.data.seed)
+        if r.label and (r.label.intent if need_intent else r.label.text)
+    ]
+    return seed + read_manifest(human)
+
+
+def previous_checkpoint(run: RunFolder, round_no: int, model: str) -> Path | None:
+    for r in range(round_no - 1, 0, -1):
+        meta = run.round_dir(r) / "checkpoints.json"
+        if meta.is_file():
+            path = json.loads(meta.read_text()).get(model)
+            if path:
+                return Path(path)
+    return None
+
+
+def train_round(
+    cfg: LoopConfig, run: RunFolder, round_no: int, halves: Halves, say: Say
+) -> dict[str, Any]:
+    """Train both models (warm-started from the previous round), evaluate on test, log the row."""
+    rd = run.round_dir(round_no)
+    rd.mkdir(parents=True, exist_ok=True)
+    checkpoints: dict[str, str] = {}
+    row: dict[str, Any] = {"round": round_no}
+    test = cfg.data.test or cfg.data.dev
+    if halves.asr:
+        from training.asr.config import load_asr_config
+        from training.asr.evaluate import evaluate_asr
+        from training.asr.train import train_asr
+
+        rows = labelled_rows(cfg, run.root, rd, need_intent=False)
+        write_manifest(rd / "train_asr.jsonl", rows)
+        init = previous_checkpoint(run, round_no, "asr")
+        minutes = cfg.asr.minutes if init else cfg.asr.first_round_minutes
+        asr_cfg = load_asr_config(
+            cfg.asr.config or None, (*cfg.asr.overrides, f"train.max_minutes={minutes}")
+        )
+        say(
+            f"round {round_no}: training ASR on {len(rows)} utterances ({minutes:g} min, warm start: {init})"
+        )
+        out = rd / "asr"
+        result = train_asr(
+            asr_cfg, rd / "train_asr.jsonl", cfg.data.dev, out,
+            init=str(init) if init else None, resume=(out / "last").is_dir(), log=say,
+        )  # fmt: skip
+        checkpoints["asr"] = str(result.checkpoint)
+        metrics = evaluate_asr(
+            result.checkpoint, read_manifest(test), n_resamples=cfg.eval_resamples
+        )
+        row.update(labelled_asr=len(rows), wer=metrics["wer"]["value"], cer=metrics["cer"]["value"])
+        row["asr_confidence_auroc"] = metrics["confidence_auroc"]["value"]
+    if halves.nlu:
+        from training.nlu.evaluate import evaluate_nlu
+        from training.nlu.train import load_nlu_config, train_nlu
+
+        rows = labelled_rows(cfg, run.root, rd, need_intent=True)
+        write_manifest(rd / "train_nlu.jsonl", rows)
+        init = previous_checkpoint(run, round_no, "nlu")
+        minutes = cfg.nlu.minutes if init else cfg.nlu.first_round_minutes
+        nlu_cfg = load_nlu_config(
+            cfg.nlu.config or None, (*cfg.nlu.overrides, f"budget_minutes={minutes}")
+        )
+        say(
+            f"round {round_no}: training NLU on {len(rows)} utterances ({minutes:g} min, warm start: {init})"
+        )
+        out = rd / "nlu"
+        train_nlu(
+            rd / "train_nlu.jsonl",
+            cfg.data.dev,
+            out,
+            nlu_cfg,
+            init=init,
+            resume=(out / "last").is_dir(),
+            log=say,
+        )
+        checkpoints["nlu"] = str(out)
+        metrics = evaluate_nlu(out, read_manifest(test), n_resamples=cfg.eval_resamples)
+        row.update(labelled_nlu=len(rows))
+        row.update({k: metrics[k]["value"] for k in ("intent_accuracy", "entity_f1", "slu_f1")})
+    row["labelled"] = max(row.get("labelled_asr", 0), row.get("labelled_nlu", 0))
+    write_json_atomic(rd / "checkpoints.json", checkpoints)
+    write_json_atomic(rd / "metrics.json", row)
+    rows_so_far = append_row(run.root, row)
+    plot_curves({"run": rows_so_far}, run.root / "learning_curve.png")
+    return row
+
+
+# -- scoring and selection -------------------------------------------------------------------
+
+
+def text_embedding(text: str, dim: int = 128) -> tuple[float, ...]:
+    """Hashed character-trigram counts of a hypothesis, L2-normalised: what ``Diverse`` spreads over.
+
+    Cheap and model-free, so a batch is spread over what was said; two utterances of the same
+    phrase land on the same point whoever spoke them.
+    """
+    vec = np.zeros(dim)
+    padded = f"  {text} "
+    for i in range(len(padded) - 2):
+        vec[zlib.crc32(padded[i : i + 3].encode()) % dim] += 1.0
+    norm = np.linalg.norm(vec)
+    return tuple((vec / norm if norm else vec).round(5).tolist())
+
+
+def scores_from_predictions(
+    asr: dict[str, Any] | None, nlu: dict[str, Any] | None, uid: str
+) -> UtteranceScores:
+    """Per-utterance scores from one ASR and/or NLU prediction.
+
+    ``asr_entropy`` is the mean over words of ``1 - word confidence`` (the word confidence is
+    entropy-based), ``nlu_margin`` the gap between the two most likely intents, ``nlu_entropy``
+    the normalised entropy of the intent alternatives.
+    """
+    fields: dict[str, Any] = {"id": uid}
+    text = ""
+    if asr is not None:
+        fields["asr_confidence"] = float(asr["confidence"])
+        words = asr.get("words") or []
+        fields["asr_entropy"] = (
+            float(np.mean([1 - w["confidence"] for w in words])) if words else 1.0
+        )
+        text = asr["text"]
+    if nlu is not None:
+        fields["nlu_confidence"] = float(nlu["confidence"])
+        probs = np.array(
+            [a["p"] for a in nlu.get("alternatives") or [{"p": nlu["intent_confidence"]}]]
+        )
+        fields["nlu_margin"] = float(probs[0] - (probs[1] if len(probs) > 1 else 0.0))
+        p = probs / probs.sum() if probs.sum() > 0 else probs
+        fields["nlu_entropy"] = float(-(p * np.log(p + 1e-12)).sum() / np.log(max(len(p), 2)))
+        text = text or nlu["text"]
+    fields["embedding"] = text_embedding(text)
+    return UtteranceScores(**fields)
+
+
+def unavailable_ids(workspace: Path) -> set[str]:
+    """Pool utterances that may not be selected: already pushed (queued or labelled), flagged, rejected."""
+    from labelling.pull import excluded_ids
+    from labelling.state import State
+
+    state = State.of(workspace)
+    pushed = {row["utterance_id"] for row in state.pushed_rows()}
+    return pushed | excluded_ids(workspace)
+
+
+def score_round(cfg: LoopConfig, run: RunFolder, round_no: int, halves: Halves, say: Say) -> None:
+    """Predict on the selectable pool with this round's models; write predictions and scores."""
+    rd = run.round_dir(round_no)
+    ckpts = json.loads((rd / "checkpoints.json").read_text())
+    skip = unavailable_ids(run.root)
+    pool = [r for r in read_manifest(cfg.data.pool) if r.id not in skip]
+    say(f"round {round_no}: scoring {len(pool)} pool utterances")
+    asr_preds: dict[str, dict[str, Any]] = {}
+    if halves.asr and pool:
+        from training.asr.transcribe import transcribe
+
+        asr_preds = {p["id"]: p for p in transcribe(ckpts["asr"], pool)}
+        _write_jsonl(rd / "asr_predictions.jsonl", asr_preds.values())
+    nlu_preds: dict[str, dict[str, Any]] = {}
+    if halves.nlu and pool:
+        from training.nlu.predict import predict
+
+        texts = [
+            (
+                r.id,
+                asr_preds[r.id]["text"]
+                if r.id in asr_preds
+                else (r.label.text if r.label else "") or "",
+            )
+            for r in pool
+        ]
+        nlu_preds = {p["id"]: p for p in predict(ckpts["nlu"], texts)}
+        _write_jsonl(rd / "nlu_predictions.jsonl", nlu_preds.values())
+    write_scores(
+        rd / "scores.jsonl",
+        (scores_from_predictions(asr_preds.get(r.id), nlu_preds.get(r.id), r.id) for r in pool),
+    )
+
+
+def select_round(
+    cfg: LoopConfig, run: RunFolder, round_no: int, halves: Halves, say: Say
+) -> list[str]:
+    rd = run.round_dir(round_no)
+    sel = cfg.selection
+    name = sel.strategy
+    strategy: Strategy
+    if name == "combined":
+        base = Combined(
+            seed=cfg.seed + round_no,
+            asr_weight=sel.asr_weight if halves.asr and halves.nlu else 1.0,
+        )
+        strategy = (
+            Diverse(base, factor=sel.diversity_factor, seed=cfg.seed + round_no)
+            if sel.diverse
+            else base
+        )
+    else:
+        strategy = make_strategy(
+            name, cfg.seed + round_no, diverse=sel.diverse, factor=sel.diversity_factor
+        )
+    batch = cfg.batch
+    if cfg.stopping.label_budget:
+        batch = min(batch, cfg.stopping.label_budget - human_labelled(run.root))
+    scores = read_scores(rd / "scores.jsonl")
+    chosen = (
+        strategy.select(scores, max(batch, 0), exclude=unavailable_ids(run.root))
+        if batch > 0
+        else []
+    )
+    by_id = {s.id: s for s in scores}
+    _write_jsonl(
+        rd / "selection.jsonl",
+        (
+            {"id": uid, "score": round(strategy.priority(by_id[uid]), 6), "strategy": strategy.name}
+            for uid in chosen
+        ),
+    )
+    say(f"round {round_no}: selected {len(chosen)} utterances with {strategy.name}")
+    return chosen
+
+
+# -- Label Studio ----------------------------------------------------------------------------
+
+
+def _studio(cfg: LoopConfig, run: RunFolder) -> Any:
+    from labelling.settings import load_studio_config
+
+    return load_studio_config(cfg.studio_config if Path(cfg.studio_config).is_file() else None)
+
+
+def prepare_studio(cfg: LoopConfig, run: RunFolder, say: Say) -> None:
+    """Start the run's Label Studio (installed on first use) and create or update its projects."""
+    from labelling.client import connect
+    from labelling.configs import schema_from_manifests
+    from labelling.projects import setup_projects
+    from labelling.server import start
+
+    studio = _studio(cfg, run)
+    info = start(run.root, studio, say=say)
+    schema = schema_from_manifests([p for p in (cfg.data.seed, cfg.data.dev, cfg.data.test) if p])
+    with connect(run.root, studio.client) as client:
+        setup_projects(client, run.root, schema, studio)
+    say(f"Label Studio at {info.url}: projects ready")
+
+
+def push_round(cfg: LoopConfig, run: RunFolder, round_no: int, say: Say) -> None:
+    from labelling.client import connect
+    from labelling.push import push
+
+    rd = run.round_dir(round_no)
+    studio = _studio(cfg, run)
+    with connect(run.root, studio.client) as client:
+        summary = push(
+            client, run.root, rd / "selection.jsonl", cfg.data.pool, studio,
+            asr_predictions=_exists(rd / "asr_predictions.jsonl"),
+            nlu_predictions=_exists(rd / "nlu_predictions.jsonl"),
+        )  # fmt: skip
+    write_json_atomic(
+        rd / "pushed.json", {"created": summary.created, "already_pushed": summary.already_pushed}
+    )
+    say(
+        f"round {round_no}: pushed {summary.created} task(s) ({summary.already_pushed} already there)"
+    )
+
+
+def annotate_round(
+    cfg: LoopConfig, run: RunFolder, round_no: int, halves: Halves, say: Say
+) -> bool:
+    """Simulated: answer every open task (and the follow-up understanding tasks). Human: report
+    progress and wait. Returns False when a human still has tasks to do."""
+    from labelling.client import connect
+    from labelling.pull import pull
+    from labelling.server import status
+    from labelling.simulate import simulate
+
+    studio = _studio(cfg, run)
+    if cfg.annotator.kind == "human":
+        while True:
+            projects = status(run.root, studio)["projects"]
+            total = sum(p["tasks"] for p in projects)
+            open_ = sum(p["open"] for p in projects)
+            say(f"round {round_no}: {total - open_}/{total} tasks done")
+            if open_ == 0:
+                return True
+            time.sleep(cfg.annotator.poll_seconds)
+    rd = run.round_dir(round_no)
+    log: list[dict[str, Any]] = []
+    with connect(run.root, studio.client) as client:
+        # transcription first; confirming a transcript creates its understanding task on pull
+        for _ in range(2 if halves.nlu else 1):
+            sim = simulate(
+                client, run.root, studio, cfg.data.answers,
+                error_rate=cfg.annotator.error_rate, flag_rate=cfg.annotator.flag_rate, seed=cfg.seed + round_no,
+            )  # fmt: skip
+            log.append(
+                {"annotated": sim.annotated, "flagged": sim.flagged, "with_errors": sim.with_errors}
+            )
+            if halves.nlu:
+                pull(client, run.root, followup=True)
+    write_json_atomic(rd / "annotated.json", log)
+    say(
+        f"round {round_no}: simulated annotator answered {sum(x['annotated'] for x in log)} task(s)"
+    )
+    return True
+
+
+def pull_round(cfg: LoopConfig, run: RunFolder, round_no: int, halves: Halves, say: Say) -> None:
+    from labelling.client import connect
+    from labelling.pull import pull
+
+    studio = _studio(cfg, run)
+    with connect(run.root, studio.client) as client:
+        summary = pull(client, run.root, followup=halves.nlu)
+    write_json_atomic(run.round_dir(round_no) / "imported.json", summary.__dict__)
+    say(
+        f"round {round_no}: pulled {summary.new} new annotation(s): {summary.accepted} accepted, "
+        f"{summary.rejected} rejected, {summary.flagged} flagged"
+    )
+
+
+def human_labelled(workspace: Path) -> int:
+    from labelling.state import State
+
+    path = State.of(workspace).labels
+    return sum(1 for _ in read_manifest(path)) if path.is_file() else 0
+
+
+# -- the loop --------------------------------------------------------------------------------
+
+
+def should_stop(cfg: LoopConfig, run: RunFolder, round_no: int) -> str | None:
+    """Why the loop stops before selecting in ``round_no`` (None: carry on)."""
+    stop = cfg.stopping
+    if round_no > stop.rounds:
+        return f"reached {stop.rounds} round(s)"
+    if stop.label_budget and human_labelled(run.root) >= stop.label_budget:
+        return f"label budget of {stop.label_budget} reached"
+    path = run.root / "metrics.json"
+    if stop.patience and path.is_file():
+        rows = json.loads(path.read_text())
+        key, sign = ("wer", -1.0) if any("wer" in r for r in rows) else ("intent_accuracy", 1.0)
+        values = [sign * r[key] for r in rows if key in r]
+        if len(values) > stop.patience:
+            best_before = max(values[: -stop.patience])
+            if max(values[-stop.patience :]) < best_before + stop.min_delta:
+                return f"test {key} has not improved for {stop.patience} round(s)"
+    return None
+
+
+def run_loop(cfg: LoopConfig, run_dir: str | Path, *, say: Say = print) -> RunState:
+    """Run (or continue) the loop in ``run_dir`` until it stops or a human has work to do."""
+    run = RunFolder(run_dir)
+    with run.lock():
+        write_json_atomic(run.root / "run.json", to_dict(cfg))
+        halves = halves_of(cfg)
+        state = run.load_state()
+        if state.stopped:
+            say(f"run {run.root} already finished: {state.stopped}")
+            return state
+        if cfg.annotator.kind == "simulated" and not cfg.data.answers:
+            raise EarmarkError(
+                "the simulated annotator needs data.answers (the pool's true labels)"
+            )
+        while True:
+            r = state.round
+            if state.phase == "train":
+                train_round(cfg, run, r, halves, say)
+                reason = should_stop(cfg, run, r)
+                if reason:
+                    state = replace(state, phase="done", stopped=reason)
+                    run.save_state(state)
+                    say(f"stopping: {reason}")
+                    say(format_table(json.loads((run.root / "metrics.json").read_text())))
+                    return state
+            elif state.phase == "score":
+                score_round(cfg, run, r, halves, say)
+            elif state.phase == "select":
+                try:
+                    chosen = select_round(cfg, run, r, halves, say)
+                except EmptyPoolError as exc:
+                    chosen = []
+                    say(str(exc))
+                if not chosen:
+                    state = replace(state, phase="done", stopped="nothing left to select")
+                    run.save_state(state)
+                    return state
+            elif state.phase == "push":
+                push_round(cfg, run, r, say)
+                if cfg.annotator.kind == "human":
+                    run.save_state(state.advance())
+                    say(_human_instructions(run))
+                    return state.advance()
+            elif state.phase == "annotate":
+                annotate_round(cfg, run, r, halves, say)
+            elif state.phase == "pull":
+                pull_round(cfg, run, r, halves, say)
+            state = state.advance()
+            if state.phase == "done":  # nothing to do in "done": go to the next round's training
+                state = state.advance()
+            run.save_state(state)
+
+
+def _human_instructions(run: RunFolder) -> str:
+    from labelling.settings import Paths
+
+    info_path = Paths.of(run.root).server_json
+    url = (
+        json.loads(info_path.read_text()).get("url") if info_path.is_file() else "your Label Studio"
+    )
+    return (
+        f"Tasks are waiting for annotators at {url} (projects 'earmark: transcription' and "
+        f"'earmark: understanding').\nWhen they are done, run the same `earmark loop` command again: "
+        f"it pulls the annotations and trains the next round (`earmark status --run {run.root}` shows progress)."
+    )
+
+
+def _exists(path: Path) -> Path | None:
+    return path if path.is_file() else None
+
+
+def _write_jsonl(path: Path, rows: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+    tmp.replace(path)

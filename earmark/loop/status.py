@@ -1,0 +1,64 @@
+"""``earmark status``: a run at a glance, read from its files (and Label Studio when it is up)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from earmark.errors import EarmarkError
+from earmark.loop.curves import format_table
+from earmark.loop.state import RunFolder
+from earmark.manifest import read_manifest
+
+
+def run_status(run_dir: str | Path) -> str:
+    """A few lines of text: position, counts, last metrics, open tasks."""
+    run = RunFolder(run_dir)
+    cfg_path = run.root / "run.json"
+    if not cfg_path.is_file():
+        raise EarmarkError(
+            f"{run.root}: not an earmark run folder (no run.json); start one with `earmark loop`"
+        )
+    cfg = json.loads(cfg_path.read_text())
+    state = run.load_state()
+    lines = [
+        f"run {run.root}: round {state.round}, next step: {state.phase}"
+        + (f" (finished: {state.stopped})" if state.stopped else "")
+    ]
+
+    from labelling.pull import excluded_ids
+    from labelling.state import State, read_jsonl
+
+    st = State.of(run.root)
+    labelled = {r.id for r in read_manifest(st.labels)} if st.labels.is_file() else set()
+    pushed = {row["utterance_id"] for row in st.pushed_rows()}
+    flagged = {row["id"] for row in read_jsonl(st.flagged)}
+    excluded = excluded_ids(run.root)
+    pool = sum(1 for _ in read_manifest(cfg["data"]["pool"]))
+    seed = sum(1 for _ in read_manifest(cfg["data"]["seed"]))
+    lines.append(
+        f"labelled: {seed} seed + {len(labelled - excluded)} human   queued: {len(pushed - labelled - excluded)}   "
+        f"flagged: {len(flagged)}   rejected/excluded: {len(excluded - flagged)}   "
+        f"pool left: {pool - len(pushed)} of {pool}"
+    )
+    metrics = run.root / "metrics.json"
+    if metrics.is_file():
+        lines += ["", format_table(json.loads(metrics.read_text()))]
+    try:
+        from labelling.server import status
+        from labelling.settings import load_studio_config
+
+        info = status(run.root, load_studio_config(None))
+        if info["running"]:
+            lines.append("")
+            lines.append(f"Label Studio at {info['url']}:")
+            lines += [
+                f"  {p['title']}: {p['open']} open of {p['tasks']} tasks" for p in info["projects"]
+            ]
+        else:
+            lines.append(
+                "Label Studio: not running (`earmark studio start -w RUN` to look at the projects)"
+            )
+    except EarmarkError as exc:
+        lines.append(f"Label Studio: {exc}")
+    return "\n".join(lines)
