@@ -188,7 +188,13 @@ def hf_trainer_throughput(rows: list[ManifestRow], seconds: float, lr: float) ->
         disable_tqdm=True,
         max_grad_norm=1.0,
     )
-    trainer = Trainer(model=rec.model, args=targs, train_dataset=data, data_collator=collate)  # type: ignore[arg-type]
+    trainer = Trainer(
+        model=rec.model,
+        args=targs,
+        train_dataset=data,  # type: ignore[arg-type]
+        data_collator=collate,
+        callbacks=[TimeLimit()],
+    )
     t0 = time.perf_counter()
     trainer.train()
     wall = time.perf_counter() - t0

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+# The session's real Label Studio server (fixtures `studio_server`, `studio`), for every test folder.
+pytest_plugins = ["studio_fixtures"]
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 

@@ -20,6 +20,9 @@ class DataConfig:
     dev: str = ""
     test: str = ""
     answers: str = ""
+    schema: str = (
+        ""  # optional YAML/JSON {intents, entity_types} (the built-in corpus's corpus.json)
+    )
 
 
 @dataclass(frozen=True)

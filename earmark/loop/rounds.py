@@ -14,6 +14,7 @@ so a run of N rounds has N + 1 points on its learning curve.
 from __future__ import annotations
 
 import json
+import os
 import time
 import zlib
 from collections.abc import Callable
@@ -26,7 +27,7 @@ import numpy as np
 from earmark.config import to_dict
 from earmark.errors import EarmarkError, EmptyPoolError
 from earmark.loop.config import LoopConfig
-from earmark.loop.curves import append_row, format_table, plot_curves
+from earmark.loop.curves import append_row, plot_curves
 from earmark.loop.state import RunFolder, RunState, write_json_atomic
 from earmark.manifest import ManifestRow, read_manifest, write_manifest
 from earmark.selection import UtteranceScores, make_strategy, read_scores, write_scores
@@ -93,6 +94,8 @@ def train_round(
 ) -> dict[str, Any]:
     """Train both models (warm-started from the previous round), evaluate on test, log the row."""
     rd = run.round_dir(round_no)
+    if (rd / "metrics.json").is_file():  # trained and evaluated before a crash: never train twice
+        return dict(json.loads((rd / "metrics.json").read_text()))
     rd.mkdir(parents=True, exist_ok=True)
     checkpoints: dict[str, str] = {}
     row: dict[str, Any] = {"round": round_no}
@@ -152,6 +155,9 @@ def train_round(
         row.update(labelled_nlu=len(rows))
         row.update({k: metrics[k]["value"] for k in ("intent_accuracy", "entity_f1", "slu_f1")})
     row["labelled"] = max(row.get("labelled_asr", 0), row.get("labelled_nlu", 0))
+    row = {
+        k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()
+    }  # NaN -> null
     write_json_atomic(rd / "checkpoints.json", checkpoints)
     write_json_atomic(rd / "metrics.json", row)
     rows_so_far = append_row(run.root, row)
@@ -305,13 +311,16 @@ def _studio(cfg: LoopConfig, run: RunFolder) -> Any:
 def prepare_studio(cfg: LoopConfig, run: RunFolder, say: Say) -> None:
     """Start the run's Label Studio (installed on first use) and create or update its projects."""
     from labelling.client import connect
-    from labelling.configs import schema_from_manifests
+    from labelling.configs import merge_schemas, schema_from_file, schema_from_manifests
     from labelling.projects import setup_projects
     from labelling.server import start
 
     studio = _studio(cfg, run)
     info = start(run.root, studio, say=say)
+    # Annotators must be able to choose intents the seed never showed: take the corpus schema too.
     schema = schema_from_manifests([p for p in (cfg.data.seed, cfg.data.dev, cfg.data.test) if p])
+    if cfg.data.schema:
+        schema = merge_schemas(schema, schema_from_file(cfg.data.schema))
     with connect(run.root, studio.client) as client:
         setup_projects(client, run.root, schema, studio)
     say(f"Label Studio at {info.url}: projects ready")
@@ -387,8 +396,8 @@ def pull_round(cfg: LoopConfig, run: RunFolder, round_no: int, halves: Halves, s
         summary = pull(client, run.root, followup=halves.nlu)
     write_json_atomic(run.round_dir(round_no) / "imported.json", summary.__dict__)
     say(
-        f"round {round_no}: pulled {summary.new} new annotation(s): {summary.accepted} accepted, "
-        f"{summary.rejected} rejected, {summary.flagged} flagged"
+        f"round {round_no}: {summary.accepted} utterance(s) labelled by humans so far, "
+        f"{summary.rejected} rejected, {summary.flagged} flagged ({summary.new} new in this pull)"
     )
 
 
@@ -435,6 +444,7 @@ def run_loop(cfg: LoopConfig, run_dir: str | Path, *, say: Say = print) -> RunSt
             raise EarmarkError(
                 "the simulated annotator needs data.answers (the pool's true labels)"
             )
+        prepare_studio(cfg, run, say)
         while True:
             r = state.round
             if state.phase == "train":
@@ -444,7 +454,6 @@ def run_loop(cfg: LoopConfig, run_dir: str | Path, *, say: Say = print) -> RunSt
                     state = replace(state, phase="done", stopped=reason)
                     run.save_state(state)
                     say(f"stopping: {reason}")
-                    say(format_table(json.loads((run.root / "metrics.json").read_text())))
                     return state
             elif state.phase == "score":
                 score_round(cfg, run, r, halves, say)
@@ -468,10 +477,18 @@ def run_loop(cfg: LoopConfig, run_dir: str | Path, *, say: Say = print) -> RunSt
                 annotate_round(cfg, run, r, halves, say)
             elif state.phase == "pull":
                 pull_round(cfg, run, r, halves, say)
+            _crash_point(state.phase)
             state = state.advance()
             if state.phase == "done":  # nothing to do in "done": go to the next round's training
                 state = state.advance()
             run.save_state(state)
+
+
+def _crash_point(phase: str) -> None:
+    """Fault injection for the resume tests: ``EARMARK_CRASH_AFTER=<phase>`` kills the process
+    right after that phase's work, before the state records it (the worst moment to die)."""
+    if os.environ.get("EARMARK_CRASH_AFTER") == phase:
+        os._exit(99)
 
 
 def _human_instructions(run: RunFolder) -> str:

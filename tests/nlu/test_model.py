@@ -274,3 +274,19 @@ def test_train_on_asr_hypotheses_adds_projected_examples(
     )
     assert any("ASR hypotheses: 50 extra examples" in line for line in log)
     assert any("100 train" in line for line in log)
+
+
+def test_time_budget_stops_training_and_still_writes_a_checkpoint(
+    nlu_data, tiny, tmp_path: Path
+) -> None:
+    from training.nlu.train import lr_factor, training_progress
+
+    # the schedule follows the clock when the budget is further along than the steps
+    assert training_progress(10, 1000, 30.0, 60.0) == 0.5
+    assert lr_factor(1.0, 0.1) == pytest.approx(0.1)
+    log: list[str] = []
+    config = load_nlu_config(None, (*tiny, "budget_minutes=0.002"))
+    train_nlu(nlu_data["train"], nlu_data["dev"], tmp_path / "b", config, log=log.append)
+    assert any("time budget" in line for line in log)
+    assert read_meta(tmp_path / "b").step < 25 * 40  # far fewer than 40 epochs of 25 steps
+    assert len(list(predict(tmp_path / "b", [("a", "play jazz")]))) == 1

@@ -38,7 +38,7 @@ class TrainConfig:
     max_minutes: float = 20.0
     max_steps: int = 0
     budget_clock: Literal["wall", "cpu"] = "wall"
-    max_frames: int = 16000
+    max_frames: int = 6000
     max_batch: int = 64
     grad_clip: float = 1.0
     eval_every_minutes: float = 3.0

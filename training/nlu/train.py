@@ -200,12 +200,23 @@ def make_optimizer(model: JointNLU, oc: OptimConfig) -> torch.optim.Optimizer:
     )
 
 
-def lr_factor(step: int, total: int, warmup_frac: float) -> float:
-    """Linear warm-up then linear decay to 10% of the peak."""
-    warmup = max(1, int(total * warmup_frac))
-    if step < warmup:
-        return (step + 1) / warmup
-    return max(0.1, 1 - 0.9 * (step - warmup) / max(1, total - warmup))
+def training_progress(step: int, total: int, elapsed_s: float, budget_s: float | None) -> float:
+    """How far through the plan we are, in [0, 1]: steps, or the time budget if further along.
+
+    With a time budget (the loop retrains every round within minutes) the schedule follows
+    the clock, so the learning rate has decayed when the budget runs out.
+    """
+    frac = step / max(1, total)
+    if budget_s:
+        frac = max(frac, elapsed_s / budget_s)
+    return min(frac, 1.0)
+
+
+def lr_factor(progress: float, warmup_frac: float) -> float:
+    """Linear warm-up over ``warmup_frac`` of the plan, then linear decay to 10% of the peak."""
+    if progress < warmup_frac:
+        return max(0.02, progress / warmup_frac)
+    return max(0.1, 1 - 0.9 * (progress - warmup_frac) / max(1e-9, 1 - warmup_frac))
 
 
 def dev_score(scores: dict[str, Any]) -> float:
@@ -312,6 +323,7 @@ def train_nlu(
     steps_per_epoch = math.ceil(len(train) / oc.batch_size)
     total = oc.max_steps or steps_per_epoch * oc.max_epochs
     base_lrs = [g["lr"] for g in optimizer.param_groups]
+    budget_s = 60 * config.budget_minutes if config.budget_minutes else None
     stop_reason = "max epochs"
     while state["epoch"] < oc.max_epochs:
         model.train()
@@ -321,7 +333,11 @@ def train_nlu(
         losses = []
         for i in range(0, len(order), oc.batch_size):
             batch = get_batch([train[j] for j in order[i : i + oc.batch_size]], model, tokenizer)
-            factor = lr_factor(state["step"], total, oc.warmup_frac)
+            elapsed = time.monotonic() - t0
+            if budget_s is not None and elapsed > budget_s:
+                break  # out of time: score what we have
+            progress = training_progress(state["step"], total, elapsed, budget_s)
+            factor = lr_factor(progress, oc.warmup_frac)
             for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
                 group["lr"] = base * factor
             loss = loss_fn(model, batch, oc.tag_loss_weight)
@@ -358,7 +374,7 @@ def train_nlu(
         if state["bad"] >= oc.patience:
             stop_reason = f"no dev improvement for {oc.patience} epochs"
             break
-        if config.budget_minutes is not None and time.monotonic() - t0 > 60 * config.budget_minutes:
+        if budget_s is not None and time.monotonic() - t0 > budget_s:
             stop_reason = f"time budget of {config.budget_minutes} min"
             break
 

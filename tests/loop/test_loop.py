@@ -1,0 +1,195 @@
+"""The loop end to end on a tiny built-in corpus: real synthesis, real training, a real Label
+Studio server, the simulated annotator; and kill-and-resume at several points of a round."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from studio_fixtures import Studio
+
+from earmark.config import save_config
+from earmark.manifest import read_manifest
+from earmark.selection import read_scores
+
+pytestmark = [pytest.mark.slow, pytest.mark.labelstudio]
+
+BATCH = 4
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from earmark.config import load_config
+    from earmark.corpus.synth import SynthConfig, build_corpus
+
+    out = tmp_path_factory.mktemp("corpus")
+    sizes = ["sizes.seed=24", "sizes.pool=24", "sizes.dev=10", "sizes.test=10", "n_voices=8"]
+    build_corpus(out, load_config(SynthConfig, None, sizes), seed=3)
+    return out
+
+
+def loop_config(corpus: Path, studio: Studio, rounds: int) -> Path:
+    studio_yaml = studio.workspace.parent / "studio.yaml"
+    save_config(studio.config, studio_yaml)
+    cfg = {
+        "data": {
+            "seed": str(corpus / "seed.jsonl"),
+            "pool": str(corpus / "pool.jsonl"),
+            "dev": str(corpus / "dev.jsonl"),
+            "test": str(corpus / "test.jsonl"),
+            "answers": str(corpus / "pool_answers.jsonl"),
+            "schema": str(corpus / "corpus.json"),
+        },
+        "batch": BATCH,
+        # tiny step budgets: the test checks the loop's bookkeeping, not model quality
+        "asr": {
+            "overrides": ["train.max_steps=3", "train.eval_max_utterances=10"],
+            "first_round_minutes": 0,
+            "minutes": 0,
+        },
+        "nlu": {"overrides": ["optim.max_epochs=2"], "first_round_minutes": 0, "minutes": 0},
+        "stopping": {"rounds": rounds, "patience": 0},
+        "studio_config": str(studio_yaml),
+        "eval_resamples": 20,
+    }
+    path = studio.workspace.parent / "loop.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def run_cli(
+    config: Path, run: Path, crash_after: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "EARMARK_CRASH_AFTER"}
+    if crash_after:
+        env["EARMARK_CRASH_AFTER"] = crash_after
+    return subprocess.run(
+        [sys.executable, "-m", "earmark.cli.main", "loop", "--config", str(config), "--run", str(run)],
+        capture_output=True, text=True, env=env, timeout=900,
+    )  # fmt: skip
+
+
+def task_refs(studio: Studio) -> list[str]:
+    from labelling.state import State
+
+    return [
+        row["utterance_id"]
+        for row in State.of(studio.workspace).pushed_rows()
+        if row["kind"] == "transcription"
+    ]
+
+
+def test_two_round_loop_against_a_real_server(tiny_corpus: Path, studio: Studio) -> None:
+    run = studio.workspace  # the run folder is the Label Studio workspace
+    out = run_cli(loop_config(tiny_corpus, studio, rounds=2), run)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "run finished: reached 2 round(s)" in out.stdout
+
+    rows = json.loads((run / "metrics.json").read_text())
+    assert [r["round"] for r in rows] == [1, 2, 3]
+    assert [r["labelled"] for r in rows] == [24, 24 + BATCH, 24 + 2 * BATCH]
+    assert all(r["wer"] >= 0.0 and 0.0 <= r["intent_accuracy"] <= 1.0 for r in rows)
+    assert (run / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert (run / "metrics.csv").read_text().startswith("round,")
+
+    seed_ids = {r.id for r in read_manifest(tiny_corpus / "seed.jsonl")}
+    chosen: list[str] = []
+    for r in (1, 2):
+        rd = run / "rounds" / f"r{r:03d}"
+        selection = [json.loads(x)["id"] for x in (rd / "selection.jsonl").read_text().splitlines()]
+        scored = {s.id for s in read_scores(rd / "scores.jsonl")}
+        assert len(selection) == BATCH and set(selection) <= scored
+        chosen += selection
+        assert (rd / "pushed.json").is_file() and (rd / "imported.json").is_file()
+    assert len(set(chosen)) == 2 * BATCH and not set(chosen) & seed_ids
+    # the second round scored only what was still in the pool
+    assert len(read_scores(run / "rounds" / "r002" / "scores.jsonl")) == 24 - BATCH
+
+    # what the annotator confirmed is exactly the answer file, and only the chosen utterances
+    from labelling.state import State
+
+    answers = {r.id: r.label for r in read_manifest(tiny_corpus / "pool_answers.jsonl")}
+    labels = {r.id: r.label for r in read_manifest(State.of(run).labels)}
+    assert set(labels) == set(chosen)
+    for uid, label in labels.items():
+        assert label is not None and answers[uid] is not None
+        assert (label.text, label.intent, label.entities) == (
+            answers[uid].text,
+            answers[uid].intent,
+            answers[uid].entities,
+        )
+    assert sorted(task_refs(studio)) == sorted(chosen)
+
+    status = subprocess.run(
+        [sys.executable, "-m", "earmark.cli.main", "status", "--run", str(run)],
+        capture_output=True,
+        text=True,
+    )
+    assert status.returncode == 0, status.stderr
+    assert f"labelled: 24 seed + {2 * BATCH} human" in status.stdout
+    assert "finished: reached 2 round(s)" in status.stdout
+
+    # a second loop on the same folder while one holds it is refused
+    from earmark.loop.state import RunFolder
+
+    with RunFolder(run).lock():
+        again = run_cli(loop_config(tiny_corpus, studio, rounds=2), run)
+    assert again.returncode == 1
+    assert "is in use by another earmark loop" in again.stderr
+
+
+def _meta_created(run: Path, round_no: int, model: str) -> float:
+    ckpts = json.loads((run / "rounds" / f"r{round_no:03d}" / "checkpoints.json").read_text())
+    return float(json.loads((Path(ckpts[model]) / "earmark.json").read_text())["created"])
+
+
+def test_killed_at_any_point_the_loop_resumes_without_loss_or_duplicates(
+    tiny_corpus: Path, studio: Studio
+) -> None:
+    run = studio.workspace
+    config = loop_config(tiny_corpus, studio, rounds=2)
+
+    # die right after each step of round 1, before the state records it
+    for phase in ("train", "push", "annotate", "pull"):
+        out = run_cli(config, run, crash_after=phase)
+        assert out.returncode == 99, (phase, out.stderr[-2000:])
+        if phase == "train":
+            first_training = _meta_created(run, 1, "asr")
+        assert _meta_created(run, 1, "asr") == first_training, (
+            f"round 1 retrained after a crash at {phase}"
+        )
+        assert len(task_refs(studio)) == BATCH, f"tasks pushed twice after a crash at {phase}"
+
+    # kill -9 in the middle of round 2's ASR training, then finish
+    env = {k: v for k, v in os.environ.items() if k != "EARMARK_CRASH_AFTER"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "earmark.cli.main", "loop", "--config", str(config), "--run", str(run)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    deadline = time.monotonic() + 600
+    while (
+        not (run / "rounds" / "r002" / "asr").exists()
+        and proc.poll() is None
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    out = run_cli(config, run)
+    assert out.returncode == 0, out.stderr[-3000:]
+    from labelling.state import State
+
+    labels = [r.id for r in read_manifest(State.of(run).labels)]
+    refs = task_refs(studio)
+    assert len(refs) == len(set(refs)) == 2 * BATCH  # no task pushed twice
+    assert sorted(labels) == sorted(refs)  # no annotation lost
+    assert [r["labelled"] for r in json.loads((run / "metrics.json").read_text())] == [24, 28, 32]
+    assert _meta_created(run, 1, "asr") == first_training
