@@ -69,8 +69,7 @@ def loop_command(
 def status_command(
     run: Path = typer.Option(Path("runs/loop"), "--run", help="Run folder."),
 ) -> None:
-    """The run at a glance: round and phase, labelled / queued / flagged / pool counts, last
-    metrics, open tasks in Label Studio."""
+    """The run at a glance: round, labelled / queued / flagged / pool counts, metrics, open tasks."""
     from earmark.loop.status import run_status
 
     console.print(run_status(run))

@@ -118,7 +118,7 @@ def train_round(
         out = rd / "asr"
         result = train_asr(
             asr_cfg, rd / "train_asr.jsonl", cfg.data.dev, out,
-            init=str(init) if init else None, resume=(out / "last").is_dir(), log=say,
+            init=str(init) if init else None, resume=(out / "last" / "trainer_state.json").is_file(), log=say,
         )  # fmt: skip
         checkpoints["asr"] = str(result.checkpoint)
         metrics = evaluate_asr(

@@ -25,6 +25,7 @@ TINY = (
     "train.eval_every_minutes=100",
     "train.spec_augment.time_masks=0",
     "train.spec_augment.freq_masks=0",
+    "train.threads=1",
 )
 
 

@@ -32,8 +32,9 @@ def test_defaults_file_and_overrides(tmp_path: Path) -> None:
     assert cfg == Train(optim=Optim(lr=0.01, warmup_steps=5), layers=(3, 4), device="cuda")
 
 
-def test_int_is_accepted_where_a_float_is_expected() -> None:
+def test_int_and_exponent_strings_are_accepted_where_a_float_is_expected() -> None:
     assert load_config(Train, None, ["optim.lr=1"]).optim.lr == 1.0
+    assert load_config(Train, None, ["optim.lr=3e-3"]).optim.lr == 0.003
 
 
 @pytest.mark.parametrize(

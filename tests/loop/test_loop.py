@@ -165,7 +165,10 @@ def test_killed_at_any_point_the_loop_resumes_without_loss_or_duplicates(
         assert _meta_created(run, 1, "asr") == first_training, (
             f"round 1 retrained after a crash at {phase}"
         )
-        assert len(task_refs(studio)) == BATCH, f"tasks pushed twice after a crash at {phase}"
+        pushed = 0 if phase == "train" else BATCH
+        assert len(task_refs(studio)) == pushed, (
+            f"tasks lost or pushed twice after a crash at {phase}"
+        )
 
     # kill -9 in the middle of round 2's ASR training, then finish
     env = {k: v for k, v in os.environ.items() if k != "EARMARK_CRASH_AFTER"}

@@ -10,6 +10,8 @@ Each prediction::
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -25,6 +27,13 @@ from training.asr.data import collate
 from training.asr.features import Example, load_example
 from training.asr.model import WORD_SEP, Recogniser, load_recogniser
 from training.checkpoint import META_FILE, read_meta, write_meta
+
+
+def _release_freed_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc keeps them otherwise, and tensors of varying
+    sizes fragment the heap so that RSS creeps up over a long manifest)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -121,7 +130,9 @@ def transcribe_with(
             batch = [examples[i] for i in idx]
             for i, ex, lp in zip(idx, batch, batch_log_probs(rec, batch, device), strict=True):
                 results[i] = prediction(rec, ex, lp, model_version)
-        for i in range(len(examples)):
+        del examples
+        _release_freed_memory()
+        for i in range(len(chunk)):
             yield results[i]
 
 
