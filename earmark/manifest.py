@@ -21,7 +21,6 @@ import hashlib
 import itertools
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from earmark.errors import ManifestError
+from earmark.fileio import write_jsonl
 from earmark.records import Entity, Label, LabelSource, Utterance
 
 if TYPE_CHECKING:
@@ -328,19 +328,7 @@ def write_manifest(path: str | Path, rows: Iterable[ManifestRow]) -> int:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     base_dir = path.resolve().parent
-    count = 0
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row_to_dict(row, base_dir), ensure_ascii=False) + "\n")
-                count += 1
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return count
+    return write_jsonl(path, (row_to_dict(row, base_dir) for row in rows))
 
 
 def manifest_hash(path: str | Path) -> str:

@@ -8,14 +8,13 @@ parent checkpoint it was warm-started from, the metrics at save time and the ste
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from earmark.errors import CheckpointError
+from earmark.fileio import write_json
 
 META_FILE = "earmark.json"
 ModelKind = Literal["asr", "nlu"]
@@ -47,11 +46,7 @@ class CheckpointMeta:
 
 def write_meta(directory: str | Path, meta: CheckpointMeta) -> None:
     """Write ``earmark.json`` atomically into an existing checkpoint folder."""
-    directory = Path(directory)
-    fd, tmp = tempfile.mkstemp(prefix=".earmark.", dir=directory)
-    with os.fdopen(fd, "w") as f:
-        json.dump(meta.to_dict(), f, indent=2, sort_keys=False)
-    os.replace(tmp, directory / META_FILE)
+    write_json(Path(directory) / META_FILE, meta.to_dict())
 
 
 def read_meta(directory: str | Path, *, kind: ModelKind | None = None) -> CheckpointMeta:

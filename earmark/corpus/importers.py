@@ -27,9 +27,8 @@ import itertools
 import json
 import os
 import re
-import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -37,6 +36,7 @@ from typing import Any
 
 from earmark.audio import AudioConfig, inspect_audio
 from earmark.errors import AudioError, CorpusError, ManifestError
+from earmark.fileio import write_jsonl
 from earmark.manifest import (
     KNOWN_KEYS,
     ManifestRow,
@@ -163,19 +163,6 @@ def _read_quarantine(path: Path) -> dict[str, QuarantineItem]:
     return out
 
 
-def _write_jsonl(path: Path, objects: Iterable[dict[str, Any]]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for obj in objects:
-                f.write(json.dumps(obj, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _with_audio_facts(row: ManifestRow, config: AudioConfig) -> ManifestRow:
     """The row with duration and sample rate from its audio; raises ``AudioError``."""
     if row.utterance.audio is None:
@@ -243,7 +230,7 @@ def run_import(
         report.manifest, [*existing, *(row for row, _ in added.values())]
     )
     kept = present | set(added)
-    _write_jsonl(
+    write_jsonl(
         report.quarantine,
         (
             q.to_dict()

@@ -26,9 +26,10 @@ import numpy as np
 
 from earmark.config import to_dict
 from earmark.errors import EarmarkError, EmptyPoolError
+from earmark.fileio import write_json, write_jsonl
 from earmark.loop.config import LoopConfig
 from earmark.loop.curves import append_row, plot_curves
-from earmark.loop.state import RunFolder, RunState, write_json_atomic
+from earmark.loop.state import RunFolder, RunState
 from earmark.manifest import ManifestRow, read_manifest, write_manifest
 from earmark.selection import UtteranceScores, make_strategy, read_scores, write_scores
 from earmark.selection.strategies import Combined, Diverse, Strategy
@@ -158,8 +159,8 @@ def train_round(
     row = {
         k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()
     }  # NaN -> null
-    write_json_atomic(rd / "checkpoints.json", checkpoints)
-    write_json_atomic(rd / "metrics.json", row)
+    write_json(rd / "checkpoints.json", checkpoints)
+    write_json(rd / "metrics.json", row)
     rows_so_far = append_row(run.root, row)
     plot_curves({"run": rows_so_far}, run.root / "learning_curve.png")
     return row
@@ -235,7 +236,7 @@ def score_round(cfg: LoopConfig, run: RunFolder, round_no: int, halves: Halves, 
         from training.asr.transcribe import transcribe
 
         asr_preds = {p["id"]: p for p in transcribe(ckpts["asr"], pool)}
-        _write_jsonl(rd / "asr_predictions.jsonl", asr_preds.values())
+        write_jsonl(rd / "asr_predictions.jsonl", asr_preds.values())
     nlu_preds: dict[str, dict[str, Any]] = {}
     if halves.nlu and pool:
         from training.nlu.predict import predict
@@ -250,7 +251,7 @@ def score_round(cfg: LoopConfig, run: RunFolder, round_no: int, halves: Halves, 
             for r in pool
         ]
         nlu_preds = {p["id"]: p for p in predict(ckpts["nlu"], texts)}
-        _write_jsonl(rd / "nlu_predictions.jsonl", nlu_preds.values())
+        write_jsonl(rd / "nlu_predictions.jsonl", nlu_preds.values())
     write_scores(
         rd / "scores.jsonl",
         (scores_from_predictions(asr_preds.get(r.id), nlu_preds.get(r.id), r.id) for r in pool),
@@ -288,7 +289,7 @@ def select_round(
         else []
     )
     by_id = {s.id: s for s in scores}
-    _write_jsonl(
+    write_jsonl(
         rd / "selection.jsonl",
         (
             {"id": uid, "score": round(strategy.priority(by_id[uid]), 6), "strategy": strategy.name}
@@ -338,7 +339,7 @@ def push_round(cfg: LoopConfig, run: RunFolder, round_no: int, say: Say) -> None
             asr_predictions=_exists(rd / "asr_predictions.jsonl"),
             nlu_predictions=_exists(rd / "nlu_predictions.jsonl"),
         )  # fmt: skip
-    write_json_atomic(
+    write_json(
         rd / "pushed.json", {"created": summary.created, "already_pushed": summary.already_pushed}
     )
     say(
@@ -380,7 +381,7 @@ def annotate_round(
             )
             if halves.nlu:
                 pull(client, run.root, followup=True)
-    write_json_atomic(rd / "annotated.json", log)
+    write_json(rd / "annotated.json", log)
     say(
         f"round {round_no}: simulated annotator answered {sum(x['annotated'] for x in log)} task(s)"
     )
@@ -394,7 +395,7 @@ def pull_round(cfg: LoopConfig, run: RunFolder, round_no: int, halves: Halves, s
     studio = _studio(cfg, run)
     with connect(run.root, studio.client) as client:
         summary = pull(client, run.root, followup=halves.nlu)
-    write_json_atomic(run.round_dir(round_no) / "imported.json", summary.__dict__)
+    write_json(run.round_dir(round_no) / "imported.json", summary.__dict__)
     say(
         f"round {round_no}: {summary.accepted} utterance(s) labelled by humans so far, "
         f"{summary.rejected} rejected, {summary.flagged} flagged ({summary.new} new in this pull)"
@@ -434,7 +435,7 @@ def run_loop(cfg: LoopConfig, run_dir: str | Path, *, say: Say = print) -> RunSt
     """Run (or continue) the loop in ``run_dir`` until it stops or a human has work to do."""
     run = RunFolder(run_dir)
     with run.lock():
-        write_json_atomic(run.root / "run.json", to_dict(cfg))
+        write_json(run.root / "run.json", to_dict(cfg))
         halves = halves_of(cfg)
         state = run.load_state()
         if state.stopped:
@@ -507,11 +508,3 @@ def _human_instructions(run: RunFolder) -> str:
 
 def _exists(path: Path) -> Path | None:
     return path if path.is_file() else None
-
-
-def _write_jsonl(path: Path, rows: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
-    tmp.replace(path)

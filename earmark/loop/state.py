@@ -21,7 +21,6 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -29,22 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from earmark.errors import EarmarkError
+from earmark.fileio import write_json
 
 PHASES = ("train", "score", "select", "push", "annotate", "pull", "done")
 
 
 class RunLockedError(EarmarkError):
     """Another loop holds the run folder."""
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 @dataclass(frozen=True)
@@ -84,7 +74,7 @@ class RunFolder:
         return RunState(**data)
 
     def save_state(self, state: RunState) -> None:
-        write_json_atomic(self.state_path, asdict(state))
+        write_json(self.state_path, asdict(state))
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:

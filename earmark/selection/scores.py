@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from earmark.errors import ManifestError
+from earmark.fileio import write_jsonl
 
 
 @dataclass(frozen=True)
@@ -48,16 +47,7 @@ class UtteranceScores:
 
 def write_scores(path: str | Path, scores: Iterable[UtteranceScores]) -> int:
     """Write scores atomically as JSONL; returns the count."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    count = 0
-    with os.fdopen(fd, "w") as f:
-        for s in scores:
-            f.write(json.dumps(s.to_dict()) + "\n")
-            count += 1
-    os.replace(tmp, path)
-    return count
+    return write_jsonl(path, (s.to_dict() for s in scores))
 
 
 def read_scores(path: str | Path) -> list[UtteranceScores]:

@@ -20,21 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from training.asr.metrics import edit_distance
 from training.stats import Estimate, bootstrap, expected_calibration_error, ratio_statistic
 
 Pair = tuple[str, str]
 Span = tuple[str, int, int]
-
-
-def edit_distance(a: Sequence[Any], b: Sequence[Any]) -> int:
-    """Levenshtein distance between two sequences (of words or characters)."""
-    prev = list(range(len(b) + 1))
-    for i, x in enumerate(a, start=1):
-        cur = [i]
-        for j, y in enumerate(b, start=1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
-        prev = cur
-    return prev[-1]
 
 
 def word_distance(truth: str, hyp: str) -> float:
