@@ -1,0 +1,164 @@
+"""Active learning against random selection on the same pool, seeds and budget.
+
+Each arm (a strategy) runs the real loop (training, scoring, Label Studio, the simulated
+annotator) once per seed; every run shares one Label Studio server but has its own projects.
+The benchmark reports, per arm and seed, the human labels needed to reach a target WER (and a
+target intent accuracy), interpolated on the learning curve, and the saving of each arm
+against random as a ratio with its spread over seeds. Writes OUT/bench_al.json and
+OUT/bench_al.png and prints a table.
+
+    python scripts/bench_al.py --seed-labelled C/seed.jsonl --pool C/pool.jsonl --dev C/dev.jsonl \\
+        --test C/test.jsonl --answers C/pool_answers.jsonl --schema C/corpus.json --out runs/bench_al \\
+        --seeds 0 1 2 --rounds 4 --batch 100 --target-wer 0.3 --target-intent 0.9
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from earmark.config import save_config
+from earmark.loop.config import load_loop_config
+from earmark.loop.curves import plot_curves
+from earmark.loop.rounds import run_loop
+from labelling.server import start, stop
+from labelling.settings import Paths, load_studio_config
+
+
+def labels_to_reach(
+    rows: list[dict[str, Any]], key: str, target: float, lower_is_better: bool
+) -> float | None:
+    """Human labels at which the curve first reaches ``target`` (linear interpolation); None if never."""
+    pts = [(r["labelled"], r[key]) for r in rows if r.get(key) is not None]
+    for (x0, y0), (x1, y1) in itertools.pairwise(pts):
+        reached0 = y0 <= target if lower_is_better else y0 >= target
+        reached1 = y1 <= target if lower_is_better else y1 >= target
+        if reached0:
+            return float(x0)
+        if reached1:
+            return float(x0 + (x1 - x0) * (target - y0) / (y1 - y0)) if y1 != y0 else float(x1)
+    if pts and (pts[-1][1] <= target if lower_is_better else pts[-1][1] >= target):
+        return float(pts[-1][0])
+    return None
+
+
+def run_arm(
+    args: argparse.Namespace, server_ws: Path, port: int, strategy: str, seed: int
+) -> list[dict[str, Any]]:
+    name = f"{strategy}-s{seed}"
+    run = args.out / "runs" / name
+    studio_paths = Paths.of(run)
+    if not studio_paths.server_json.is_file():  # share the server: its secrets and address
+        studio_paths.root.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(Paths.of(server_ws).secrets, studio_paths.secrets, dirs_exist_ok=True)
+        shutil.copy(Paths.of(server_ws).server_json, studio_paths.server_json)
+    studio_cfg = load_studio_config(
+        None,
+        [f"server.port={port}", f"projects.transcription_title=bench {name} transcription",
+         f"projects.understanding_title=bench {name} understanding"],
+    )  # fmt: skip
+    save_config(studio_cfg, run / "studio.yaml")
+    data = {"seed": args.seed_labelled, "pool": args.pool, "dev": args.dev, "test": args.test,
+            "answers": args.answers, "schema": args.schema or ""}  # fmt: skip
+    overrides = [f"data.{k}={v}" for k, v in data.items()] + [
+        f"batch={args.batch}", f"seed={seed}", f"selection.strategy={strategy}",
+        f"selection.diverse={str(strategy != 'random').lower()}", f"stopping.rounds={args.rounds}",
+        "stopping.patience=0", f"studio_config={run / 'studio.yaml'}",
+        f"asr.first_round_minutes={args.asr_first_minutes}", f"asr.minutes={args.asr_minutes}",
+        f"nlu.first_round_minutes={args.nlu_minutes}", f"nlu.minutes={args.nlu_minutes}",
+    ]  # fmt: skip
+    cfg = load_loop_config(args.config, overrides)
+    run_loop(cfg, run, say=lambda m: print(f"[{name}] {m}", file=sys.stderr, flush=True))
+    return list(json.loads((run / "metrics.json").read_text()))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    for name in ("seed-labelled", "pool", "dev", "test", "answers"):
+        p.add_argument(f"--{name}", required=True)
+    p.add_argument("--schema", default="")
+    p.add_argument("--config", default=None, help="base loop config (defaults otherwise)")
+    p.add_argument("--out", type=Path, default=Path("runs/bench_al"))
+    p.add_argument("--strategies", nargs="+", default=["random", "combined"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--asr-first-minutes", type=float, default=5.0)
+    p.add_argument("--asr-minutes", type=float, default=2.5)
+    p.add_argument("--nlu-minutes", type=float, default=0.5)
+    p.add_argument("--target-wer", type=float, default=0.3)
+    p.add_argument("--target-intent", type=float, default=0.9)
+    p.add_argument("--port", type=int, default=8095)
+    args = p.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    server_ws = args.out / "server"
+    studio_cfg = load_studio_config(None, [f"server.port={args.port}"])
+    start(server_ws, studio_cfg, say=lambda m: print(m, file=sys.stderr))
+    curves: dict[str, dict[int, list[dict[str, Any]]]] = {s: {} for s in args.strategies}
+    try:
+        for seed in args.seeds:
+            for strategy in args.strategies:
+                curves[strategy][seed] = run_arm(args, server_ws, args.port, strategy, seed)
+    finally:
+        stop(server_ws)
+
+    result: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, "arms": {}}
+    targets = (("wer", args.target_wer, True), ("intent_accuracy", args.target_intent, False))
+    for strategy, by_seed in curves.items():
+        arm: dict[str, Any] = {"curves": {str(s): rows for s, rows in by_seed.items()}}
+        for key, target, lower in targets:
+            arm[f"labels_to_{key}"] = {
+                str(s): labels_to_reach(rows, key, target, lower) for s, rows in by_seed.items()
+            }
+        result["arms"][strategy] = arm
+    print(
+        f"{'arm':<24}{'seed':>5}{'labels->WER':>13}{'labels->intent':>16}{'final WER':>11}{'final intent':>14}"
+    )
+    for strategy, arm in result["arms"].items():
+        for seed, rows in arm["curves"].items():
+            last = rows[-1]
+            lw, li = arm["labels_to_wer"][seed], arm["labels_to_intent_accuracy"][seed]
+            print(
+                f"{strategy:<24}{seed:>5}{_f(lw):>13}{_f(li):>16}{_f(last.get('wer')):>11}{_f(last.get('intent_accuracy')):>14}"
+            )
+    if "random" in result["arms"]:
+        for strategy in args.strategies:
+            if strategy == "random":
+                continue
+            for key, _, _ in targets:
+                ratios = []
+                for seed in map(str, args.seeds):
+                    ours = result["arms"][strategy][f"labels_to_{key}"][seed]
+                    base = result["arms"]["random"][f"labels_to_{key}"][seed]
+                    if ours is not None and base is not None and base > 0:
+                        ratios.append(ours / base)
+                summary = {"ratio_per_seed": ratios, "mean_ratio": float(np.mean(ratios)) if ratios else None,
+                           "saving": 1 - float(np.mean(ratios)) if ratios else None,
+                           "spread": float(np.std(ratios)) if ratios else None}  # fmt: skip
+                result["arms"][strategy][f"vs_random_{key}"] = summary
+                print(f"{strategy} vs random, labels to reach {key}: ratio {_f(summary['mean_ratio'])} "
+                      f"(saving {_f(summary['saving'])}, spread {_f(summary['spread'])}, {len(ratios)} seeds reached)")  # fmt: skip
+    (args.out / "bench_al.json").write_text(json.dumps(result, indent=2))
+    series = {
+        f"{s} seed {seed}": rows for s, by_seed in curves.items() for seed, rows in by_seed.items()
+    }
+    plot_curves(series, args.out / "bench_al.png", title="active learning vs random")
+    print(f"wrote {args.out / 'bench_al.json'} and {args.out / 'bench_al.png'}")
+
+
+def _f(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+if __name__ == "__main__":
+    main()
