@@ -8,6 +8,7 @@ ECE (``training.nlu.evaluate``, optionally end to end through ``--asr-checkpoint
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,7 @@ def evaluate_command(
     """Evaluate checkpoints on a manifest: metrics with 95% CIs and, for ASR, the worst utterances."""
     results = {str(c): evaluate_one(c, manifest, asr_checkpoint, n_resamples) for c in checkpoint}
     if as_json:
-        typer.echo(json.dumps(results))
+        typer.echo(json.dumps(_finite(results)))
         return
     from rich.console import Console
     from rich.table import Table
@@ -96,3 +97,14 @@ def evaluate_command(
         for w in worst:
             wt.add_row(w["id"], w["ref"], w["hyp"], str(w["word_errors"]), f"{w['confidence']:.3f}")
         console.print(wt)
+
+
+def _finite(value: Any) -> Any:
+    """NaN/inf (e.g. AUROC when every utterance is wrong) become null: strict JSON for tools."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
