@@ -88,7 +88,9 @@ def test_cli_train_predict_evaluate(nlu_data, tiny, tmp_path: Path) -> None:
     metrics = evaluate_nlu(out, rows, n_resamples=50)
     for key in ("intent_accuracy", "entity_f1", "slu_f1", "ece"):
         assert set(metrics[key]) == {"value", "low", "high"}
-        assert metrics[key]["low"] <= metrics[key]["value"] <= metrics[key]["high"]
+        assert metrics[key]["low"] <= metrics[key]["high"]
+        if key != "ece":  # ECE's bootstrap is biased upwards: its point may sit below the interval
+            assert metrics[key]["low"] <= metrics[key]["value"] <= metrics[key]["high"]
     result = runner.invoke(
         app,
         [
