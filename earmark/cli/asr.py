@@ -32,7 +32,9 @@ def train_asr_command(
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
     max_minutes: float | None = typer.Option(None, "--max-minutes", help="Wall-clock budget."),
     max_steps: int | None = typer.Option(None, "--max-steps", help="Step budget."),
-    overrides: list[str] = typer.Argument(None, help="Dotted overrides, e.g. train.lr=0.001."),
+    overrides: list[str] = typer.Option(
+        None, "--set", help="Override a config key, e.g. --set train.lr=0.001 (repeatable)."
+    ),
 ) -> None:
     """Train (or fine-tune) the CTC recogniser; keeps the best checkpoint by dev WER in --out."""
     from rich.console import Console

@@ -36,7 +36,9 @@ def train_nlu_command(
         help="ASR predictions JSONL of the training audio: also train on these hypotheses, "
         "with the gold labels projected where the words match.",
     ),
-    overrides: list[str] = typer.Argument(None, help="Dotted overrides, e.g. optim.lr=0.0003."),
+    overrides: list[str] = typer.Option(
+        None, "--set", help="Override a config key, e.g. --set optim.lr=0.0003 (repeatable)."
+    ),
 ) -> None:
     """Train (or fine-tune) the joint intent + entity model; keeps the best epoch on dev."""
     from rich.console import Console

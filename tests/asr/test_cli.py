@@ -31,7 +31,7 @@ def test_train_transcribe_evaluate(fsdd_manifests, tmp_path):
             str(out),
             "--max-steps",
             "3",
-            *overrides,
+            *(arg for o in overrides for arg in ("--set", o)),
         ],
     )
     assert result.exit_code == 0, result.output
@@ -100,6 +100,7 @@ def test_train_rejects_unknown_config_key(fsdd_manifests, tmp_path):
             str(fsdd_manifests["dev"]),
             "--out",
             str(tmp_path / "x"),
+            "--set",
             "train.no_such_key=1",
         ],
     )

@@ -32,7 +32,7 @@ def test_cli_train_predict_evaluate(nlu_data, tiny, tmp_path: Path) -> None:
             str(out),
             "--max-steps",
             "30",
-            *tiny,
+            *(arg for o in tiny for arg in ("--set", o)),
         ],
     )
     assert result.exit_code == 0, result.output
@@ -124,6 +124,7 @@ def test_cli_reports_unknown_schema_labels(nlu_data, tmp_path: Path) -> None:
             str(nlu_data["dev"]),
             "--out",
             str(tmp_path / "x"),
+            "--set",
             f"schema={schema}",
         ],
     )
