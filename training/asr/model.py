@@ -45,11 +45,11 @@ class ModelConfig:
     """Size of the from-scratch FastConformer (ignored when warm-starting from a checkpoint)."""
 
     hidden_size: int = 144
-    num_layers: int = 8
+    num_layers: int = 4
     num_heads: int = 4
     ff_mult: int = 4
     conv_kernel_size: int = 15
-    subsampling_factor: int = 4
+    subsampling_factor: int = 2
     subsampling_channels: int = 96
     num_mel_bins: int = 80
     dropout: float = 0.1
