@@ -56,3 +56,27 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
         return []
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def iter_id_records(
+    path: str | Path, *, what: str, error: type[Exception]
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for each non-blank line of a JSONL file of records with a string
+    ``id`` (selections, predictions, scores); a problem raises ``error`` naming file and line.
+
+    ``what`` names the file in messages ("selection", "ASR predictions", ...).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{what} file not found: {path}")
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise error(f"{path}:{n}: not valid JSON: {exc.msg}") from None
+            if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
+                raise error(f"{path}:{n}: each line of a {what} file needs a string 'id'")
+            yield n, obj

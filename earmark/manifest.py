@@ -296,7 +296,10 @@ def row_to_dict(row: ManifestRow, base_dir: Path | None = None) -> dict[str, Any
     out: dict[str, Any] = {"id": utt.id}
     if utt.audio is not None:
         audio = Path(utt.audio)
-        if base_dir is not None and audio.is_absolute():
+        if base_dir is not None:
+            # a relative path in a record made in code is relative to the working directory;
+            # in the file it must be relative to the manifest's folder (or absolute)
+            audio = audio.resolve()
             with contextlib.suppress(ValueError):
                 audio = audio.relative_to(base_dir.resolve())
         out["audio"] = audio.as_posix()

@@ -14,7 +14,6 @@ Accepted transcripts are sent on to the understanding project by ``pull``
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from typing import Any
 import soundfile as sf
 
 from earmark.errors import StudioError
+from earmark.fileio import iter_id_records
 from earmark.manifest import read_manifest
 from earmark.records import Utterance
 from labelling import convert
@@ -50,43 +50,17 @@ class PushSummary:
 
 def read_selection(path: str | Path) -> list[str]:
     """Utterance ids of a selection JSONL (``{"id": ..., "score": ...}`` per line), in order."""
-    path = Path(path)
-    if not path.is_file():
-        raise StudioError(f"selection file not found: {path}")
-    ids: list[str] = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise StudioError(f"{path}:{n}: not valid JSON: {exc.msg}") from None
-        if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
-            raise StudioError(f"{path}:{n}: each line needs a string 'id'")
-        if obj["id"] not in ids:
-            ids.append(obj["id"])
-    return ids
+    ids = (obj["id"] for _, obj in iter_id_records(path, what="selection", error=StudioError))
+    return list(dict.fromkeys(ids))
 
 
 def read_predictions(path: str | Path | None) -> dict[str, dict[str, Any]]:
     """Prediction JSONL (ASR or NLU, one object with an ``id`` per line) by utterance id."""
     if path is None:
         return {}
-    path = Path(path)
-    if not path.is_file():
-        raise StudioError(f"prediction file not found: {path}")
-    out: dict[str, dict[str, Any]] = {}
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise StudioError(f"{path}:{n}: not valid JSON: {exc.msg}") from None
-        if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
-            raise StudioError(f"{path}:{n}: each prediction needs a string 'id'")
-        out[obj["id"]] = obj
-    return out
+    return {
+        obj["id"]: obj for _, obj in iter_id_records(path, what="prediction", error=StudioError)
+    }
 
 
 def opaque_wav(audio_path: str) -> bytes:

@@ -65,6 +65,20 @@ def test_unlabelled_rows_have_no_label_and_write_no_label_fields(tmp_path: Path)
     assert read_manifest(out)[0].label is None
 
 
+def test_relative_audio_from_code_is_rewritten_against_the_manifest_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out" / "audio").mkdir(parents=True)
+    write_wav(tmp_path / "out" / "audio" / "a.wav")
+    out = Path("out") / "m.jsonl"  # a relative manifest path, as `--out out` gives
+    write_manifest(out, [ManifestRow(Utterance("a", "out/audio/a.wav"))])
+    assert json.loads(out.read_text())["audio"] == "audio/a.wav"
+    assert read_manifest(out, check_audio=True)[0].utterance.audio == str(
+        tmp_path / "out" / "audio" / "a.wav"
+    )
+
+
 def test_provenance_round_trips(tmp_path: Path) -> None:
     label = Label(
         "u1", "turn on the lights", "iot_hue_lightson", (), LabelSource.MODEL, "asr-3", 0.42

@@ -8,12 +8,12 @@ into an example on the hypothesis text, keeping the entities whose words the ASR
 from __future__ import annotations
 
 import difflib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from earmark.errors import ManifestError
+from earmark.fileio import iter_id_records
 from earmark.manifest import ManifestRow, iter_rows
 from earmark.records import Entity
 from earmark.text import normalize, normalize_labelled
@@ -69,23 +69,11 @@ def _nonblank_line_numbers(path: Path) -> list[int]:
 
 def read_asr_predictions(path: str | Path) -> dict[str, str]:
     """``{id: text}`` from an ASR predictions file (JSONL ``{"id", "text", ...}`` lines)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ManifestError(f"{path}: ASR predictions file not found")
     out: dict[str, str] = {}
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ManifestError(f"{path}:{line_no}: not valid JSON: {exc.msg}") from exc
-            if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
-                raise ManifestError(f"{path}:{line_no}: each line needs a string 'id'")
-            if not isinstance(obj.get("text"), str):
-                raise ManifestError(f"{path}:{line_no} (id {obj['id']}): 'text' must be a string")
-            out[obj["id"]] = obj["text"]
+    for line_no, obj in iter_id_records(path, what="ASR predictions", error=ManifestError):
+        if not isinstance(obj.get("text"), str):
+            raise ManifestError(f"{path}:{line_no} (id {obj['id']}): 'text' must be a string")
+        out[obj["id"]] = obj["text"]
     return out
 
 
