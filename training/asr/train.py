@@ -19,6 +19,7 @@ import copy
 import json
 import math
 import random
+import shutil
 import time
 import uuid
 from collections.abc import Callable
@@ -144,9 +145,19 @@ def fit_dev_temperature(
 def save_state(
     rec: Recogniser, optimizer: torch.optim.Optimizer, directory: Path, state: dict[str, Any]
 ) -> None:
-    rec.save(directory)
-    torch.save(optimizer.state_dict(), directory / OPTIMIZER_FILE)
-    (directory / STATE_FILE).write_text(json.dumps(state, indent=2))
+    # Written beside the old one and swapped in, so a kill mid-save never leaves a last/ whose
+    # weights, optimizer and step disagree (resume would otherwise continue from a mix).
+    tmp = directory.with_name(f".{directory.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    rec.save(tmp)
+    torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
+    (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
+    old = directory.with_name(f".{directory.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if directory.exists():
+        directory.rename(old)
+    tmp.rename(directory)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def write_checkpoint_meta(
