@@ -978,9 +978,12 @@ INTENTS: tuple[str, ...] = tuple(sorted(INTENT_TEMPLATES))
 ENTITY_TYPES: tuple[str, ...] = tuple(sorted({k.split(":")[0] for k in SLOT_VALUES}))
 
 
-def sample(rng: random.Random) -> tuple[str, str, tuple[Entity, ...]]:
-    """One utterance: ``(text, intent, entities)``; intents uniform, then templates uniform."""
-    intent = rng.choice(INTENTS)
+def sample(
+    rng: random.Random, intents: Sequence[str] = INTENTS
+) -> tuple[str, str, tuple[Entity, ...]]:
+    """One utterance: ``(text, intent, entities)``; intents uniform over ``intents`` (every
+    intent of the grammar by default), then templates uniform."""
+    intent = rng.choice(intents)
     text, entities = fill(rng.choice(INTENT_TEMPLATES[intent]), rng)
     return text, intent, entities
 

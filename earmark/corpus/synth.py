@@ -10,7 +10,15 @@ not already there with espeak-ng and/or flite, and writes the manifests::
     out_dir/pool_answers.jsonl   the pool's true labels: only the simulated annotator and the
                                  benchmarks read it
     out_dir/dev.jsonl, test.jsonl
-    out_dir/corpus.json          sizes, voices, engines, intents, entity types, seed, timings
+    out_dir/corpus.json          sizes, voices, engines, intents, entity types, seed, timings,
+                                 and per split: voices, intents and noisy utterances
+
+By default every split is drawn from the same voices, noise and intents. ``seed_profile``
+narrows the seed split alone (a few voices, less or no noise, a share of the intents) while
+pool, dev and test stay broad: the labelled start of an active-learning run then looks like
+what a model was first built on, and the pool like the users it then meets, with voices,
+noise and intents the seed set lacks (``configs/corpus_al.yaml``). The profile changes the seed split and nothing else: pool, dev
+and test (and their audio) are the same as without it.
 
 A second run with the same seed and config reuses the audio (file names carry a hash of what
 was rendered) and writes byte-identical manifests.
@@ -34,7 +42,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -52,7 +60,7 @@ from earmark.records import Label, LabelSource, Utterance
 SAMPLE_RATE = 16_000
 SPLITS = ("seed", "pool", "dev", "test")
 # Planned in this order so that changing the size of the seed set or pool leaves dev and
-# test untouched.
+# test untouched (a seed_profile's narrow seed split is drawn after all four).
 _PLAN_ORDER = ("test", "dev", "seed", "pool")
 ENGINES = ("espeak-ng", "flite")
 INSTALL_HINT = (
@@ -150,6 +158,23 @@ class NoiseConfig:
 
 
 @dataclass(frozen=True)
+class SeedProfile:
+    """How the seed split is narrower than pool, dev and test; the defaults narrow nothing."""
+
+    voices: int = 0  # voices the seed split may use, at least one per engine; 0: all of them
+    noise_prob: float | None = None  # share of seed utterances with noise; None: noise.prob
+    intents: float = 1.0  # share of the grammar's intents the seed split may draw
+
+    def __post_init__(self) -> None:
+        if self.voices < 0:
+            raise ValueError("seed_profile.voices must be >= 0 (0: every voice)")
+        if self.noise_prob is not None and not 0 <= self.noise_prob <= 1:
+            raise ValueError("seed_profile.noise_prob must be in [0, 1] or null (noise.prob)")
+        if not 0 < self.intents <= 1:
+            raise ValueError("seed_profile.intents must be in (0, 1] (1: every intent)")
+
+
+@dataclass(frozen=True)
 class SynthConfig:
     """Everything ``build_corpus`` needs besides the seed (``configs/corpus.yaml``)."""
 
@@ -163,6 +188,7 @@ class SynthConfig:
     holdout_voices: int = 0  # voices heard only in dev and test
     voices: VoiceGrid = field(default_factory=VoiceGrid)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
+    seed_profile: SeedProfile = field(default_factory=SeedProfile)
     workers: int = 3  # synthesis threads (each mostly waits on an engine subprocess)
 
     def __post_init__(self) -> None:
@@ -175,6 +201,11 @@ class SynthConfig:
             raise ValueError("flite_share must be in [0, 1]")
         if not 0 <= self.holdout_voices < self.n_voices:
             raise ValueError("holdout_voices must be >= 0 and < n_voices")
+        if self.seed_profile.voices > self.n_voices - self.holdout_voices:
+            raise ValueError(
+                "seed_profile.voices must be <= n_voices - holdout_voices "
+                f"({self.n_voices - self.holdout_voices}, the voices a seed utterance can have)"
+            )
         if self.workers < 1:
             raise ValueError("workers must be >= 1")
 
@@ -500,6 +531,58 @@ def babble_voices(config: SynthConfig, seed: int, engines: Sequence[str]) -> lis
     return [v for v in voices if v.id not in held]
 
 
+@dataclass(frozen=True)
+class _Scope:
+    """What a split's utterances are drawn from."""
+
+    voices: tuple[Voice, ...]
+    intents: tuple[str, ...]
+    noise: NoiseConfig
+
+
+def _seed_voices(
+    voices: tuple[Voice, ...], k: int, share: float | None, seed: int
+) -> tuple[Voice, ...]:
+    """``k`` of ``voices`` for the seed split (all for ``k`` 0), split between the engines in
+    the ratio ``share`` but with at least one voice per engine, so that ``k`` is raised to
+    the number of engines when it is smaller."""
+    if k == 0:
+        return voices
+    by_engine = {e: [v for v in voices if v.engine == e] for e in ENGINES}
+    k = max(k, sum(1 for e in ENGINES if by_engine[e]))
+    if k >= len(voices):
+        return voices
+    flite = 0
+    if by_engine["flite"]:
+        flite = k if share is None else min(max(round(k * share), 1), k - 1)
+    espeak = min(k - flite, len(by_engine["espeak-ng"]))
+    counts = {"espeak-ng": espeak, "flite": min(k - espeak, len(by_engine["flite"]))}
+    rng = random.Random(f"earmark-seed-voices-{seed}")
+    picked = {v.id for e in ENGINES for v in rng.sample(by_engine[e], counts[e])}
+    return tuple(v for v in voices if v.id in picked)
+
+
+def seed_intents(profile: SeedProfile, seed: int) -> tuple[str, ...]:
+    """The intents the seed split may draw: a share ``profile.intents`` of the grammar's (at
+    least one), chosen by ``seed``; the others are heard only in pool, dev and test."""
+    if profile.intents >= 1:
+        return grammar.INTENTS
+    n = max(1, round(profile.intents * len(grammar.INTENTS)))
+    rng = random.Random(f"earmark-seed-intents-{seed}")
+    return tuple(sorted(rng.sample(grammar.INTENTS, n)))
+
+
+def _seed_scope(config: SynthConfig, seed: int, broad: _Scope, share: float | None) -> _Scope:
+    """The seed split's scope under ``config.seed_profile`` (``broad`` when it narrows nothing)."""
+    profile = config.seed_profile
+    noise = broad.noise
+    if profile.noise_prob is not None and profile.noise_prob != noise.prob:
+        noise = replace(noise, prob=profile.noise_prob)
+    return _Scope(
+        _seed_voices(broad.voices, profile.voices, share, seed), seed_intents(profile, seed), noise
+    )
+
+
 def _draw_rendering(noise: NoiseConfig, rng: random.Random, babble_key: str) -> Rendering:
     kind = rng.choice(noise.kinds) if rng.random() < noise.prob else "none"
     return Rendering(
@@ -513,11 +596,50 @@ def _draw_rendering(noise: NoiseConfig, rng: random.Random, babble_key: str) -> 
     )
 
 
+def _plan_split(
+    split: str,
+    n: int,
+    scope: _Scope,
+    share: float | None,
+    seen: set[tuple[str, str]],
+    babble_key: str,
+    seed: int,
+) -> list[PlannedUtterance]:
+    """``n`` utterances of ``split`` from ``scope``, none with a (text, voice) pair in ``seen``
+    (which gains the new pairs); engines alternate in the ratio ``share`` (None: one engine)."""
+    rng = random.Random(f"earmark-{split}-{seed}")
+    by_engine = {e: [v for v in scope.voices if v.engine == e] for e in ENGINES}
+    rows: list[PlannedUtterance] = []
+    for i in range(n):
+        if share is None:
+            engine = next(e for e in ENGINES if by_engine[e])
+        else:  # a low-discrepancy sequence: exact proportions, both engines early on
+            engine = "flite" if int((i + 1) * share + 0.5) > int(i * share + 0.5) else "espeak-ng"
+        for _attempt in range(100):
+            text, intent, entities = grammar.sample(rng, scope.intents)
+            voice = rng.choice(by_engine[engine])
+            if (text, voice.id) not in seen:
+                break
+        else:
+            raise CorpusError(f"{split}: cannot find an unused (text, voice) pair")
+        seen.add((text, voice.id))
+        uid = f"{split}-{i:05d}"
+        label = Label(uid, text, intent, entities, LabelSource.SEED)
+        rendering = _draw_rendering(scope.noise, rng, babble_key)
+        rows.append(PlannedUtterance(uid, split, label, voice, rendering))
+    return rows
+
+
 def plan_corpus(config: SynthConfig, seed: int, engines: Sequence[str]) -> list[PlannedUtterance]:
     """Every utterance of the corpus, a pure function of ``(config, seed, engines)``.
 
     Within a split, utterances alternate between engines in the ratio ``flite_share`` (so
     every split of three or more hears both); no (text, voice) pair occurs twice anywhere.
+
+    ``config.seed_profile`` narrows the voices, noise and intents of the seed split alone:
+    the broad seed split is planned all the same (the pool's draws avoid its pairs), then
+    replaced by a narrow one drawn last, so pool, dev and test come out exactly as without
+    the profile and their audio is shared with a corpus built without it.
     """
     voices = choose_voices(config, engines, seed)
     held = _holdout(voices, config.holdout_voices, random.Random(f"earmark-holdout-{seed}"))
@@ -525,36 +647,26 @@ def plan_corpus(config: SynthConfig, seed: int, engines: Sequence[str]) -> list[
     share = config.flite_share if len(voiced) == 2 else None
     talkers = ",".join(v.id for v in babble_voices(config, seed, engines))
     babble_key = hashlib.sha1(f"{seed}:{talkers}".encode()).hexdigest()[:10]
+    trainable = tuple(v for v in voices if v.id not in held)
+    broad = {
+        split: _Scope(
+            tuple(voices) if split in ("dev", "test") else trainable, grammar.INTENTS, config.noise
+        )
+        for split in SPLITS
+    }
     seen: set[tuple[str, str]] = set()
-    planned: dict[str, list[PlannedUtterance]] = {}
-    for split in _PLAN_ORDER:
-        rng = random.Random(f"earmark-{split}-{seed}")
-        allowed = [v for v in voices if split in ("dev", "test") or v.id not in held]
-        by_engine = {e: [v for v in allowed if v.engine == e] for e in ENGINES}
-        rows: list[PlannedUtterance] = []
-        for i in range(getattr(config.sizes, split)):
-            if share is None:
-                engine = voiced[0]
-            else:  # a low-discrepancy sequence: exact proportions, both engines early on
-                engine = (
-                    "flite" if int((i + 1) * share + 0.5) > int(i * share + 0.5) else "espeak-ng"
-                )
-            for _attempt in range(100):
-                text, intent, entities = grammar.sample(rng)
-                voice = rng.choice(by_engine[engine])
-                if (text, voice.id) not in seen:
-                    break
-            else:
-                raise CorpusError(f"{split}: cannot find an unused (text, voice) pair")
-            seen.add((text, voice.id))
-            uid = f"{split}-{i:05d}"
-            label = Label(uid, text, intent, entities, LabelSource.SEED)
-            rows.append(
-                PlannedUtterance(
-                    uid, split, label, voice, _draw_rendering(config.noise, rng, babble_key)
-                )
-            )
-        planned[split] = rows
+    planned = {
+        split: _plan_split(
+            split, getattr(config.sizes, split), broad[split], share, seen, babble_key, seed
+        )
+        for split in _PLAN_ORDER
+    }
+    narrow = _seed_scope(config, seed, broad["seed"], share)
+    if narrow != broad["seed"]:
+        seen -= {(u.label.text or "", u.voice.id) for u in planned["seed"]}
+        planned["seed"] = _plan_split(
+            "seed", config.sizes.seed, narrow, share, seen, babble_key, seed
+        )
     return [u for split in SPLITS for u in planned[split]]
 
 
@@ -749,6 +861,15 @@ def build_corpus(
     return CorpusSummary(out, info, len(todo), len(plan) - len(todo), seconds)
 
 
+def _split_counts(utts: list[PlannedUtterance]) -> dict[str, int]:
+    return {
+        "utterances": len(utts),
+        "voices": len({u.voice.id for u in utts}),
+        "intents": len({u.label.intent for u in utts}),
+        "noisy": sum(u.rendering.noise != "none" for u in utts),
+    }
+
+
 def _corpus_info(
     config: SynthConfig,
     seed: int,
@@ -760,6 +881,8 @@ def _corpus_info(
 ) -> dict[str, Any]:
     voices = Counter(u.voice.id for u in plan)
     split_voices = {s: sorted({u.voice.id for u in plan if u.split == s}) for s in SPLITS}
+    intents = sorted({u.label.intent for u in plan if u.label.intent})
+    seed_heard = {u.label.intent for u in plan if u.split == "seed"}
     return {
         "seed": seed,
         "sizes": {s: sum(u.split == s for u in plan) for s in SPLITS},
@@ -774,7 +897,10 @@ def _corpus_info(
             set(split_voices["dev"] + split_voices["test"])
             - set(split_voices["seed"] + split_voices["pool"])
         ),
-        "intents": sorted({u.label.intent for u in plan if u.label.intent}),
+        "intents": intents,
+        # How narrow the seed split is next to the others (see seed_profile).
+        "splits": {s: _split_counts([u for u in plan if u.split == s]) for s in SPLITS},
+        "intents_not_in_seed": [i for i in intents if i not in seed_heard],
         "entity_types": sorted({e.type for u in plan for e in u.label.entities}),
         "grammar": {"intents": len(grammar.INTENTS), "entity_types": len(grammar.ENTITY_TYPES)},
         "noise": dict(sorted(Counter(u.rendering.noise for u in plan).items())),
@@ -792,6 +918,7 @@ __all__ = [
     "CorpusSummary",
     "Engine",
     "NoiseConfig",
+    "SeedProfile",
     "SplitSizes",
     "SynthConfig",
     "Voice",
@@ -800,5 +927,6 @@ __all__ = [
     "find_engines",
     "plan_corpus",
     "render",
+    "seed_intents",
     "voice_grid",
 ]
