@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import typer
@@ -61,16 +62,20 @@ def train_asr_command(
         TimeElapsedColumn(),
         TextColumn("{task.description}"),
     )
+    last_line = [time.monotonic()]
     with Progress(*columns, console=console) as bar:
         task = bar.add_task("", total=1.0)
 
         def on_progress(d: dict) -> None:
-            bar.update(
-                task,
-                completed=d["fraction"],
-                description=f"step {d['step']} loss {d['loss']:.3f} "
-                f"{d['audio_s_per_s']:.0f} audio-s/s lr {d['lr']:.2e}",
+            status = (
+                f"step {d['step']} loss {d['loss']:.3f} "
+                f"{d['audio_s_per_s']:.0f} audio-s/s lr {d['lr']:.2e}"
             )
+            bar.update(task, completed=d["fraction"], description=status)
+            # Not a terminal (a log file, CI): no bar is drawn, so a plain line every minute.
+            if not console.is_terminal and time.monotonic() - last_line[0] >= 60:
+                last_line[0] = time.monotonic()
+                bar.console.print(f"train asr {100 * d['fraction']:.0f}% {status}")
 
         result = train_asr(
             cfg,
@@ -97,6 +102,11 @@ def transcribe_command(
     device: str | None = typer.Option(
         None, "--device", help="cpu or cuda (default: CUDA if present)."
     ),
+    decoding: str | None = typer.Option(
+        None,
+        "--decoding",
+        help="beam (the checkpoint's lexicon + n-gram LM) or greedy; default: the checkpoint's.",
+    ),
 ) -> None:
     """Transcribe a manifest: hypothesis, utterance confidence, per-word confidence and times."""
     from rich.progress import Progress
@@ -112,7 +122,11 @@ def transcribe_command(
     with open(tmp, "w", encoding="utf-8") as f, Progress(transient=True) as bar:
         task = bar.add_task("transcribe", total=total)
         for pred in transcribe(
-            checkpoint, iter_manifest(manifest), batch_size=batch_size, device=device
+            checkpoint,
+            iter_manifest(manifest),
+            batch_size=batch_size,
+            device=device,
+            decoding=decoding,
         ):
             f.write(json.dumps(pred, ensure_ascii=False) + "\n")
             bar.advance(task)

@@ -22,7 +22,11 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
 
 
 def evaluate_one(
-    checkpoint: Path, manifest: Path, asr_checkpoint: Path | None, n_resamples: int
+    checkpoint: Path,
+    manifest: Path,
+    asr_checkpoint: Path | None,
+    n_resamples: int,
+    decoding: str | None = None,
 ) -> dict[str, Any]:
     """The metrics dict of one checkpoint on ``manifest``; dispatches on its kind."""
     from earmark.manifest import read_manifest
@@ -33,7 +37,7 @@ def evaluate_one(
     if meta.kind == "asr":
         from training.asr.evaluate import evaluate_asr
 
-        return evaluate_asr(checkpoint, rows, n_resamples=n_resamples)
+        return evaluate_asr(checkpoint, rows, n_resamples=n_resamples, decoding=decoding)
     if meta.kind == "nlu":
         try:
             from training.nlu.evaluate import evaluate_nlu
@@ -67,9 +71,16 @@ def evaluate_command(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
     n_resamples: int = typer.Option(1000, "--resamples", help="Bootstrap resamples for the CIs."),
+    decoding: str | None = typer.Option(
+        None,
+        "--decoding",
+        help="ASR decoding: beam (the checkpoint's LM) or greedy; default: each checkpoint's own.",
+    ),
 ) -> None:
     """Evaluate checkpoints on a manifest: metrics with 95% CIs and, for ASR, the worst utterances."""
-    results = {str(c): evaluate_one(c, manifest, asr_checkpoint, n_resamples) for c in checkpoint}
+    results = {
+        str(c): evaluate_one(c, manifest, asr_checkpoint, n_resamples, decoding) for c in checkpoint
+    }
     if as_json:
         typer.echo(json.dumps(_finite(results)))
         return

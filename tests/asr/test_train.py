@@ -41,7 +41,7 @@ def test_save_load_round_trip_gives_identical_outputs(tiny_checkpoint, fsdd_mani
     rec = load_recogniser(out)
     rec.model.eval()
     rows = read_manifest(fsdd_manifests["dev"])[:4]
-    examples = [load_example(r, rec.feature_extractor, rec.encode) for r in rows]
+    examples = [load_example(r, rec.feature_extractor, rec.encode)[0] for r in rows]
     before = batch_log_probs(rec, examples, torch.device("cpu"))
     rec.save(tmp_path / "copy")
     again = load_recogniser(tmp_path / "copy")

@@ -6,7 +6,9 @@ one minus its normalised Gibbs entropy, ``1 - H(softmax(z / T)) / log V``; only 
 frames of the greedy path count; a word's confidence aggregates its frames (minimum by
 default) and an utterance's its words. The temperature ``T`` is fitted on dev data (minimum
 Brier score of word confidence against word correctness). The temperature changes the
-confidence only: the greedy hypothesis is an argmax and does not depend on it.
+confidence only: the greedy hypothesis is an argmax and does not depend on it. Paths decoded
+with a language model (``path_words``) score each token by its frame in the same way, except
+that a token the LM chose over the acoustic argmax gets at most its own probability.
 """
 
 from __future__ import annotations
@@ -98,6 +100,59 @@ def greedy_words(
     return words
 
 
+def path_words(
+    log_probs: np.ndarray,
+    token_ids: Sequence[int],
+    timesteps: Sequence[int],
+    id_to_token: dict[int, str],
+    word_sep: str,
+    *,
+    temperature: float = 1.0,
+    word_agg: str = "min",
+) -> list[Word]:
+    """Words with confidence along a decoded path (e.g. from beam search with a language
+    model): ``token_ids[i]`` emitted at output frame ``timesteps[i]``.
+
+    A token that is the frame's argmax gets the frame's entropy confidence, as in greedy
+    decoding. A token the language model chose over the acoustic argmax gets at most its
+    own probability under the temperature: the acoustics did not say it.
+    """
+    conf = frame_confidence(log_probs, temperature)
+    best = log_probs.argmax(axis=-1) if log_probs.shape[0] else np.zeros(0, dtype=np.int64)
+    words: list[Word] = []
+    chars: list[str] = []
+    values: list[float] = []
+    frames: list[int] = []
+
+    def flush() -> None:
+        if chars:
+            words.append(
+                Word("".join(chars), _aggregate(values, word_agg), frames[0], frames[-1] + 1)
+            )
+        chars.clear()
+        values.clear()
+        frames.clear()
+
+    for tok, t in zip(token_ids, timesteps, strict=True):
+        token = id_to_token.get(tok, "")
+        if token == word_sep or token == " ":
+            flush()
+            continue
+        if not token or (token.startswith("<") and token.endswith(">")):
+            continue
+        t = min(max(t, 0), log_probs.shape[0] - 1)
+        c = float(conf[t])
+        if int(best[t]) != tok:
+            z = log_probs[t].astype(np.float64) / temperature
+            z = z - z.max()
+            c = min(c, float(np.exp(z[tok]) / np.exp(z).sum()))
+        chars.append(token.lower())
+        values.append(c)
+        frames.append(t)
+    flush()
+    return words
+
+
 def utterance_confidence(words: Sequence[Word], log_probs: np.ndarray, temperature: float) -> float:
     """Minimum word confidence; for an empty hypothesis, the mean confidence of all frames."""
     if words:
@@ -122,19 +177,26 @@ def fit_temperature(
     *,
     grid: Sequence[float] = TEMPERATURE_GRID,
     word_agg: str = "min",
+    paths: Sequence[tuple[Sequence[int], Sequence[int]]] | None = None,
 ) -> tuple[float, dict[float, float]]:
     """The temperature in ``grid`` whose word confidences have the lowest Brier score against
-    ``word_correct`` (per utterance, per greedy hypothesis word). Returns ``(T, {T: brier})``."""
+    ``word_correct`` (per utterance, per hypothesis word). The hypotheses are greedy, or the
+    decoded ``paths`` (token ids, timesteps) when given. Returns ``(T, {T: brier})``."""
     flat_correct = [c for per_utt in word_correct for c in per_utt]
     if not flat_correct:
         return 1.0, {}
     scores: dict[float, float] = {}
     for temperature in grid:
         confs: list[float] = []
-        for lp in log_probs:
-            words = greedy_words(
-                lp, id_to_token, blank_id, word_sep, temperature=temperature, word_agg=word_agg
-            )
+        for i, lp in enumerate(log_probs):
+            if paths is not None:
+                words = path_words(
+                    lp, *paths[i], id_to_token, word_sep, temperature=temperature, word_agg=word_agg
+                )
+            else:
+                words = greedy_words(
+                    lp, id_to_token, blank_id, word_sep, temperature=temperature, word_agg=word_agg
+                )
             confs.extend(w.confidence for w in words)
         scores[temperature] = brier(confs, flat_correct)
     best = min(scores, key=lambda t: scores[t])

@@ -102,11 +102,15 @@ def evaluate_asr(
     n_resamples: int = 1000,
     batch_size: int = 32,
     device: str | None = None,
+    decoding: str | None = None,
 ) -> dict[str, Any]:
-    """Transcribe the labelled ``rows`` with ``checkpoint`` and summarise (see ``summarize``)."""
+    """Transcribe the labelled ``rows`` with ``checkpoint`` (its own decoding, or ``decoding``)
+    and summarise (see ``summarize``)."""
     labelled = [r for r in rows if r.label is not None and r.label.text is not None]
     if not labelled:
         raise ManifestError("no rows with a transcript ('text') to evaluate the ASR on")
-    preds = transcribe(checkpoint, labelled, batch_size=batch_size, device=device)
+    preds = transcribe(
+        checkpoint, labelled, batch_size=batch_size, device=device, decoding=decoding
+    )
     scores, kept = score_predictions(labelled, preds)
     return summarize(scores, kept, n_resamples=n_resamples)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from earmark.audio import TARGET_SR, load_audio
+from earmark.audio import TARGET_SR, load_audio, resample
 from earmark.errors import AudioError
 from earmark.manifest import ManifestRow
 from earmark.text import normalize
@@ -46,8 +46,20 @@ def extract(feature_extractor: Any, wave: np.ndarray) -> torch.Tensor:
     return feats.float().contiguous()
 
 
-def load_example(row: ManifestRow, feature_extractor: Any, encode: Any) -> Example:
-    """Read, resample and featurise one row; its text is normalised and encoded if present."""
+def change_speed(wave: np.ndarray, factor: float) -> np.ndarray:
+    """Speed perturbation (Ko et al. 2015, Kaldi/sox ``speed``): play ``factor`` times faster,
+    tempo and pitch together, by resampling as if the wave had been recorded at
+    ``factor * 16 kHz``."""
+    if factor == 1.0:
+        return wave
+    return resample(wave, round(TARGET_SR * factor), TARGET_SR)
+
+
+def load_example(
+    row: ManifestRow, feature_extractor: Any, encode: Any, speeds: tuple[float, ...] = (1.0,)
+) -> tuple[Example, ...]:
+    """Read, resample and featurise one row, once per speed factor; its text is normalised and
+    encoded if present."""
     if row.utterance.audio is None:
         raise AudioError(row.id, "no_audio", "the manifest row has no audio path")
     wave = load_audio(row.utterance.audio)
@@ -56,20 +68,39 @@ def load_example(row: ManifestRow, feature_extractor: Any, encode: Any) -> Examp
     if row.label is not None and row.label.text is not None:
         text = normalize(row.label.text)
         labels = tuple(encode(text))
-    return Example(row.id, extract(feature_extractor, wave), labels, text, len(wave) / TARGET_SR)
+    views = []
+    for factor in speeds:
+        w = change_speed(wave, factor)
+        views.append(
+            Example(row.id, extract(feature_extractor, w), labels, text, len(w) / TARGET_SR)
+        )
+    return tuple(views)
 
 
 def load_examples(
     rows: Iterable[ManifestRow], feature_extractor: Any, encode: Any, progress: Any = None
 ) -> list[Example]:
-    """Featurise every row (single-threaded: intra-op threads only add overhead to these small
-    per-utterance ops, many times over when other jobs share the cores)."""
+    """Featurise every row as recorded."""
+    views = load_views(rows, feature_extractor, encode, (1.0,), progress)
+    return [v[0] for v in views]
+
+
+def load_views(
+    rows: Iterable[ManifestRow],
+    feature_extractor: Any,
+    encode: Any,
+    speeds: tuple[float, ...],
+    progress: Any = None,
+) -> list[tuple[Example, ...]]:
+    """Featurise every row once per speed factor (single-threaded: intra-op threads only add
+    overhead to these small per-utterance ops, many times over when other jobs share the
+    cores)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         out = []
         for row in rows:
-            out.append(load_example(row, feature_extractor, encode))
+            out.append(load_example(row, feature_extractor, encode, speeds))
             if progress is not None:
                 progress()
         return out

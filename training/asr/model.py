@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +53,7 @@ class ModelConfig:
     subsampling_factor: int = 2
     subsampling_channels: int = 96
     num_mel_bins: int = 80
-    dropout: float = 0.1
+    dropout: float = 0.0
     layerdrop: float = 0.0
 
 
@@ -69,6 +70,10 @@ class Recogniser:
     vocab: dict[str, int]
     temperature: float = 1.0
     notes: list[str] = field(default_factory=list)
+    # Beam search with the checkpoint's lexicon + n-gram LM (``training.asr.lm``), or None
+    # for greedy decoding; ``lm_dir`` is the folder its files were read from.
+    beam: Any = None
+    lm_dir: Path | None = None
 
     @property
     def blank_id(self) -> int:
@@ -115,6 +120,11 @@ class Recogniser:
         self.feature_extractor.save_pretrained(directory)
         self.tokenizer.save_pretrained(directory)
         write_json(directory / TEMPERATURE_FILE, {"temperature": self.temperature})
+        if self.lm_dir is not None and self.lm_dir.resolve() != directory.resolve():
+            from training.asr.lm import LM_FILES
+
+            for name in LM_FILES:
+                shutil.copyfile(self.lm_dir / name, directory / name)
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -236,4 +246,9 @@ def load_recogniser(source: str | Path, *, for_training: bool = False) -> Recogn
         notes.append(msg)
     if tokenizer is None:
         raise CheckpointError(f"{src}: has no tokenizer/vocabulary to decode with")
-    return Recogniser(model, feature_extractor, tokenizer, vocab, temperature, notes)
+    rec = Recogniser(model, feature_extractor, tokenizer, vocab, temperature, notes)
+    if not for_training:
+        from training.asr.lm import attach_decoder
+
+        attach_decoder(rec, src)
+    return rec

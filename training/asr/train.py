@@ -38,7 +38,15 @@ from earmark.text import normalize
 from training.asr.confidence import fit_temperature
 from training.asr.config import ASRConfig, TrainConfig
 from training.asr.data import bucket_batches, collate
-from training.asr.features import Example, load_examples, spec_augment
+from training.asr.features import Example, load_examples, load_views, spec_augment
+from training.asr.lm import (
+    LM_FILES,
+    DecodingConfig,
+    attach_decoder,
+    make_decoder,
+    write_decoding,
+    write_lm,
+)
 from training.asr.metrics import align_words, corpus_rates, score_utterance
 from training.asr.model import WORD_SEP, Recogniser, build_recogniser, load_recogniser
 from training.asr.transcribe import batch_log_probs, decode, pick_device
@@ -74,13 +82,31 @@ def lr_at(progress: float, cfg: TrainConfig) -> float:
     return low + (cfg.lr - low) * 0.5 * (1 + math.cos(math.pi * rest))
 
 
-def ctc_loss(rec: Recogniser, batch: dict[str, torch.Tensor], device: torch.device) -> torch.Tensor:
-    """Mean CTC loss per target token over a collated batch (see ``data.collate``)."""
+def use_bf16(device: torch.device, precision: str) -> bool:
+    """Whether to train under bfloat16 autocast (see ``TrainConfig.precision``)."""
+    if precision == "fp32":
+        return False
+    native = device.type == "cuda" or (
+        device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    )
+    if precision == "bf16" and not native:
+        raise ConfigError(
+            f"train.precision=bf16: {device.type} has no native bfloat16 here "
+            "(use train.precision=auto or fp32)"
+        )
+    return native
+
+
+def ctc_loss(
+    rec: Recogniser, batch: dict[str, torch.Tensor], device: torch.device, bf16: bool = False
+) -> torch.Tensor:
+    """Mean CTC loss per target token over a collated batch (see ``data.collate``); the model
+    runs under bfloat16 autocast when ``bf16``, the loss is always fp32."""
     inputs = {
         rec.input_name: batch["features"].to(device),
         "attention_mask": batch["attention_mask"].to(device),
     }
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         logits = rec.model(**inputs).logits
     log_probs = torch.log_softmax(logits.float(), dim=-1).transpose(0, 1)  # (T, B, V)
     out_lengths = rec.output_lengths(batch["lengths"].to(device)).clamp(max=log_probs.shape[0])
@@ -123,13 +149,74 @@ def evaluate_dev(
     return corpus_rates(scores)
 
 
+def dev_rates_of(
+    rec: Recogniser, examples: list[Example], log_probs: list[np.ndarray]
+) -> dict[str, float]:
+    """WER/CER/SER of ``rec``'s decoder (greedy or beam) on precomputed dev log-probabilities."""
+    scores = [
+        score_utterance(ex.text or "", " ".join(w.word for w in decode(rec, lp)))
+        for ex, lp in zip(examples, log_probs, strict=True)
+    ]
+    return corpus_rates(scores)
+
+
+def tune_decoding(
+    rec: Recogniser,
+    out: Path,
+    transcripts: list[str],
+    dev: list[Example],
+    dev_lp: list[np.ndarray],
+    dc: DecodingConfig,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Build the lexicon + n-gram LM from the training transcripts into ``out`` and pick the
+    LM weight and word score with the lowest dev WER; greedy stays when it beats them all."""
+    info = write_lm(out, transcripts, rec.vocab, WORD_SEP, dc)
+    rec.beam, rec.lm_dir = None, out
+    greedy = dev_rates_of(rec, dev, dev_lp)
+    best: dict[str, Any] = {"method": "greedy", "dev_wer": greedy["wer"]}
+    grid = {}
+    for lm_weight in dc.lm_weights:
+        for word_score in dc.word_scores:
+            settings = {
+                "method": "beam",
+                "lm_weight": lm_weight,
+                "word_score": word_score,
+                "beam_size": dc.beam_size,
+                "beam_threshold": dc.beam_threshold,
+            }
+            rec.beam = make_decoder(rec, out, settings)
+            wer = dev_rates_of(rec, dev, dev_lp)["wer"]
+            grid[f"{lm_weight:g}/{word_score:g}"] = wer
+            if wer < best["dev_wer"]:
+                best = {**settings, "dev_wer": wer}
+    settings = {**best, **info, "dev_wer_greedy": greedy["wer"], "grid_dev_wer": grid}
+    write_decoding(out, settings)
+    attach_decoder(rec, out)
+    log(
+        f"decoding: {best['method']}"
+        + (
+            f" (LM weight {best['lm_weight']:g}, word score {best['word_score']:g})"
+            if rec.beam
+            else ""
+        )
+        + f", dev WER {best['dev_wer']:.4f} (greedy {greedy['wer']:.4f}); "
+        f"{info['order']}-gram LM and lexicon of {info['lexicon_words']} words from "
+        f"{info['sentences']} transcripts"
+    )
+    return settings
+
+
 def fit_dev_temperature(
-    rec: Recogniser, examples: list[Example], device: torch.device, cfg: ASRConfig
+    rec: Recogniser, examples: list[Example], log_probs: list[np.ndarray], cfg: ASRConfig
 ) -> tuple[float, dict[float, float]]:
-    """Fit the confidence temperature on dev: word confidences vs word correctness."""
-    log_probs = dev_log_probs(rec, examples, device, cfg.train.max_frames)
+    """Fit the confidence temperature on dev: word confidences of the checkpoint's decoder
+    (greedy or beam) vs word correctness."""
     correct = []
+    paths = []
     for ex, lp in zip(examples, log_probs, strict=True):
+        if rec.beam is not None:
+            paths.append(rec.beam.best_path(lp))
         hyp = [w.word for w in decode(rec, lp)]
         correct.append(align_words(normalize(ex.text or "").split(), hyp)[1])
     return fit_temperature(
@@ -139,6 +226,7 @@ def fit_dev_temperature(
         rec.blank_id,
         WORD_SEP,
         word_agg=cfg.confidence.word_aggregation,
+        paths=paths if rec.beam is not None else None,
     )
 
 
@@ -200,8 +288,11 @@ def train_asr(
     if tc.threads > 0:
         torch.set_num_threads(tc.threads)
     torch.manual_seed(tc.seed)
+    for dtype in (np.float16, np.float32, np.float64):
+        np.finfo(dtype)  # cached now: computed after flush-denormal, numpy warns it sees zero
     torch.set_flush_denormal(True)  # denormal floats make CPU matmuls crawl late in training
     device = pick_device(tc.device)
+    bf16 = use_bf16(device, tc.precision)
     out = Path(out_dir)
     last = out / LAST
     state: dict[str, Any] = {"step": 0, "elapsed": 0.0, "best_wer": math.inf, "epoch": 0}
@@ -225,16 +316,22 @@ def train_asr(
     state["parent"] = parent
     rec.model.to(device).train()
     n_params = sum(p.numel() for p in rec.model.parameters())
-    log(f"model: {type(rec.model).__name__}, {n_params / 1e6:.2f}M parameters, device {device}")
+    log(
+        f"model: {type(rec.model).__name__}, {n_params / 1e6:.2f}M parameters, device {device}, "
+        f"{'bf16 autocast' if bf16 else 'fp32'}"
+    )
 
     # 2. Data: featurised once, kept in memory.
     train_rows, dev_rows = labelled_rows(train_manifest), labelled_rows(dev_manifest)
     t0 = time.perf_counter()
-    train = load_examples(train_rows, rec.feature_extractor, rec.encode)
+    speeds = tuple(tc.speed_perturb) or (1.0,)
+    views = load_views(train_rows, rec.feature_extractor, rec.encode, speeds)
     dev = load_examples(dev_rows, rec.feature_extractor, rec.encode)
     feature_seconds = time.perf_counter() - t0
-    log(f"features: {len(train)} train, {len(dev)} dev utterances in {feature_seconds:.1f}s")
-    lengths = [ex.length for ex in train]
+    log(
+        f"features: {len(views)} train utterances x {len(speeds)} speeds "
+        f"({', '.join(f'{s:g}' for s in speeds)}), {len(dev)} dev, in {feature_seconds:.1f}s"
+    )
 
     # 3. Optimiser (restored on resume).
     decay = [p for n, p in rec.model.named_parameters() if p.dim() >= 2]
@@ -294,6 +391,9 @@ def train_asr(
     done = progress() >= 1.0
     while not done:
         rng = random.Random(tc.seed * 1000 + state["epoch"])
+        # Each epoch hears every utterance once, at a speed drawn for it.
+        train = [v[rng.randrange(len(v))] if len(v) > 1 else v[0] for v in views]
+        lengths = [ex.length for ex in train]
         for idx in bucket_batches(
             lengths, max_frames=tc.max_frames, max_batch=tc.max_batch, rng=rng
         ):
@@ -311,7 +411,7 @@ def train_asr(
                 time_masks=sa.time_masks,
                 time_width=sa.time_width,
             )
-            loss = ctc_loss(rec, batch, device)
+            loss = ctc_loss(rec, batch, device, bf16)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(rec.model.parameters(), tc.grad_clip)
@@ -351,7 +451,16 @@ def train_asr(
     if best_state is not None:  # always set by checkpoint() above
         rec.model.load_state_dict(best_state)
     rec.model.eval()
-    temperature, briers = fit_dev_temperature(rec, dev, device, cfg)
+    dev_lp = dev_log_probs(rec, dev, device, tc.max_frames)
+    if cfg.decoding.method == "beam":
+        transcripts = [v[0].text for v in views if v[0].text]
+        decoding = tune_decoding(rec, out, transcripts, dev, dev_lp, cfg.decoding, log)
+    else:
+        for name in LM_FILES:  # a stale LM from an earlier run in this folder must not load
+            (out / name).unlink(missing_ok=True)
+        rec.beam, rec.lm_dir = None, None
+        decoding = {"method": "greedy"}
+    temperature, briers = fit_dev_temperature(rec, dev, dev_lp, cfg)
     rec.temperature = temperature
     rec.save(out)
     metrics = {
@@ -367,8 +476,12 @@ def train_asr(
         "budget_clock": tc.budget_clock,
         "feature_seconds": feature_seconds,
         "parameters": n_params,
+        "precision": "bf16" if bf16 else "fp32",
+        "decoding": decoding["method"],
     }
-    dev_rates = evaluate_dev(rec, dev, device, tc.max_frames)
+    if "dev_wer_greedy" in decoding:
+        metrics["dev_wer_greedy"] = decoding["dev_wer_greedy"]
+    dev_rates = dev_rates_of(rec, dev, dev_lp)
     metrics.update({f"dev_{k}": v for k, v in dev_rates.items()})
     write_checkpoint_meta(out, cfg, train_hash, parent, metrics, state["step"])
     log(

@@ -22,9 +22,10 @@ import torch
 
 from earmark.errors import CheckpointError
 from earmark.manifest import ManifestRow
-from training.asr.confidence import Word, greedy_words, utterance_confidence
+from training.asr.confidence import Word, greedy_words, path_words, utterance_confidence
 from training.asr.data import collate
 from training.asr.features import Example, load_example
+from training.asr.lm import attach_decoder, has_lm
 from training.asr.model import WORD_SEP, Recogniser, load_recogniser
 from training.checkpoint import META_FILE, read_meta, write_meta
 
@@ -60,6 +61,18 @@ def batch_log_probs(
 
 
 def decode(rec: Recogniser, log_probs: np.ndarray, word_agg: str = "min") -> list[Word]:
+    """Words with confidence: beam search with the checkpoint's LM when it has one, else greedy."""
+    if rec.beam is not None:
+        ids, steps = rec.beam.best_path(log_probs)
+        return path_words(
+            log_probs,
+            ids,
+            steps,
+            rec.id_to_token,
+            WORD_SEP,
+            temperature=rec.temperature,
+            word_agg=word_agg,
+        )
     return greedy_words(
         log_probs,
         rec.id_to_token,
@@ -99,12 +112,25 @@ def model_version_of(checkpoint_dir: str | Path) -> str:
     return Path(checkpoint_dir).name
 
 
-def load_for_inference(checkpoint_dir: str | Path, device: torch.device) -> Recogniser:
+def load_for_inference(
+    checkpoint_dir: str | Path, device: torch.device, decoding: str | None = None
+) -> Recogniser:
+    """The checkpoint ready to transcribe; ``decoding`` (``beam`` or ``greedy``) overrides the
+    method in its ``decoding.json`` (beam needs the checkpoint's LM)."""
     if Path(checkpoint_dir, META_FILE).is_file():
         read_meta(checkpoint_dir, kind="asr")
     elif Path(checkpoint_dir).exists() and not Path(checkpoint_dir, "config.json").is_file():
         raise CheckpointError(f"{checkpoint_dir}: not an ASR checkpoint folder")
     rec = load_recogniser(checkpoint_dir)
+    if decoding is not None:
+        if decoding not in ("beam", "greedy"):
+            raise CheckpointError(f"unknown decoding {decoding!r}: use beam or greedy")
+        if decoding == "beam" and not has_lm(checkpoint_dir):
+            raise CheckpointError(
+                f"{checkpoint_dir}: has no language model for beam search "
+                "(lm.arpa, lexicon.txt, decoding.json); use greedy decoding"
+            )
+        attach_decoder(rec, checkpoint_dir, decoding)
     rec.model.to(device).eval()
     return rec
 
@@ -122,7 +148,7 @@ def transcribe_with(
     device = device or next(rec.model.parameters()).device
     it = iter(rows)
     while chunk := list(itertools.islice(it, chunk_size)):
-        examples = [load_example(row, rec.feature_extractor, rec.encode) for row in chunk]
+        examples = [load_example(row, rec.feature_extractor, rec.encode)[0] for row in chunk]
         order = sorted(range(len(examples)), key=lambda i: examples[i].length)
         results: dict[int, dict[str, Any]] = {}
         for start in range(0, len(order), batch_size):
@@ -142,6 +168,7 @@ def transcribe(
     *,
     batch_size: int = 32,
     device: str | None = None,
+    decoding: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Stream one prediction dict per row, in order (see the module docstring for the keys).
 
@@ -149,7 +176,7 @@ def transcribe(
     Memory stays flat however many rows there are; ``device`` defaults to CUDA when present.
     """
     dev = pick_device(device)
-    rec = load_for_inference(checkpoint_dir, dev)
+    rec = load_for_inference(checkpoint_dir, dev, decoding)
     yield from transcribe_with(
         rec, rows, model_version=model_version_of(checkpoint_dir), batch_size=batch_size, device=dev
     )

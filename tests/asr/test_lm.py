@@ -1,0 +1,113 @@
+"""The word n-gram LM, the lexicon and beam-search decoding with confidence along its path."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from earmark.errors import ConfigError
+from training.asr.confidence import greedy_words
+from training.asr.lm import (
+    BOS,
+    DecodingConfig,
+    kneser_ney_arpa,
+    make_decoder,
+    write_decoding,
+    write_lm,
+)
+from training.asr.model import WORD_SEP, Recogniser, default_vocab
+from training.asr.transcribe import decode
+
+SENTENCES = [
+    "cancel my alarm",
+    "cancel the meeting",
+    "set an alarm for seven",
+    "play some music",
+    "play jazz",
+    "what is the weather",
+    "cancel my meeting",
+]
+
+
+def _read_arpa(text: str) -> tuple[dict[tuple[str, ...], float], dict[tuple[str, ...], float]]:
+    probs: dict[tuple[str, ...], float] = {}
+    bows: dict[tuple[str, ...], float] = {}
+    section = 0
+    for line in text.splitlines():
+        if m := re.match(r"\\(\d)-grams:", line):
+            section = int(m.group(1))
+        elif section and line and not line.startswith("\\"):
+            parts = line.split("\t")
+            gram = tuple(parts[1].split())
+            probs[gram] = 10 ** float(parts[0])
+            if len(parts) > 2:
+                bows[gram] = 10 ** float(parts[2])
+    return probs, bows
+
+
+def test_kneser_ney_lm_is_a_distribution_after_every_history():
+    probs, bows = _read_arpa(kneser_ney_arpa(SENTENCES, order=3))
+    vocab = [g[0] for g in probs if len(g) == 1 and g[0] != BOS]
+
+    def p(gram: tuple[str, ...]) -> float:
+        if gram in probs:
+            return probs[gram]
+        if len(gram) == 1:
+            return probs[("<unk>",)]
+        return bows.get(gram[:-1], 1.0) * p(gram[1:])
+
+    for history in [(), (BOS,), ("cancel",), (BOS, "cancel"), ("cancel", "my"), ("jazz",)]:
+        assert sum(p((*history, w)) for w in vocab) == pytest.approx(1.0, abs=1e-5)
+    # Seen continuations outrank unseen ones.
+    assert p(("cancel", "my", "alarm")) > p(("cancel", "my", "weather"))
+
+
+def test_kneser_ney_needs_words_and_a_bigram_order():
+    with pytest.raises(ValueError, match="order"):
+        kneser_ney_arpa(SENTENCES, order=1)
+    with pytest.raises(ValueError, match="no words"):
+        kneser_ney_arpa(["", "  "])
+
+
+def test_decoding_config_names_bad_keys():
+    with pytest.raises(ConfigError, match=r"decoding\.lm_order"):
+        DecodingConfig(lm_order=1)
+    with pytest.raises(ConfigError, match=r"decoding\.beam_size"):
+        DecodingConfig(beam_size=0)
+
+
+def _spell(
+    text: str, vocab: dict[str, int], sharpness: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Log-probabilities whose argmax path spells ``text`` (a blank after every character)."""
+    path = []
+    for ch in text:
+        path += [vocab[WORD_SEP] if ch == " " else vocab[ch], vocab["<pad>"]]
+    logits = rng.normal(size=(len(path), len(vocab)))
+    logits[np.arange(len(path)), path] += sharpness
+    return logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+
+
+def test_beam_search_with_the_lm_fixes_a_misspelling_and_lowers_its_confidence(tmp_path: Path):
+    vocab = default_vocab()
+    info = write_lm(tmp_path, SENTENCES, vocab, WORD_SEP, DecodingConfig())
+    assert info["lexicon_words"] == len({w for s in SENTENCES for w in s.split()})
+    settings = {"method": "beam", "lm_weight": 1.0, "word_score": 0.0, "beam_size": 16}
+    write_decoding(tmp_path, settings)
+    rec = Recogniser(None, None, None, vocab)
+    rec.model = type("M", (), {"config": type("C", (), {"pad_token_id": 0})()})()
+
+    lp = _spell("cancle my alarm", vocab, sharpness=6.0, rng=np.random.default_rng(0))
+    greedy = [w.word for w in greedy_words(lp, rec.id_to_token, 0, WORD_SEP)]
+    assert greedy == ["cancle", "my", "alarm"]
+
+    rec.beam = make_decoder(rec, tmp_path, settings)
+    words = decode(rec, lp)
+    assert [w.word for w in words] == ["cancel", "my", "alarm"]
+    conf = {w.word: w.confidence for w in words}
+    # "cancel" has two characters the acoustics did not choose: it is the least sure word.
+    assert conf["cancel"] < min(conf["my"], conf["alarm"])
+    assert all(0.0 <= c <= 1.0 for c in conf.values())
+    frames = [(w.start_frame, w.end_frame) for w in words]
+    assert frames == sorted(frames) and all(0 <= a < b <= lp.shape[0] for a, b in frames)
