@@ -1,5 +1,6 @@
 """The word n-gram LM, the lexicon and beam-search decoding with confidence along its path."""
 
+import math
 import re
 from pathlib import Path
 
@@ -7,9 +8,10 @@ import numpy as np
 import pytest
 
 from earmark.errors import ConfigError
-from training.asr.confidence import greedy_words
+from training.asr.confidence import greedy_words, nbest_words
 from training.asr.lm import (
     BOS,
+    BeamResult,
     DecodingConfig,
     kneser_ney_arpa,
     make_decoder,
@@ -17,7 +19,7 @@ from training.asr.lm import (
     write_lm,
 )
 from training.asr.model import WORD_SEP, Recogniser, default_vocab
-from training.asr.transcribe import decode
+from training.asr.transcribe import decode_utterance
 
 SENTENCES = [
     "cancel my alarm",
@@ -89,7 +91,7 @@ def _spell(
     return logits - np.log(np.exp(logits).sum(-1, keepdims=True))
 
 
-def test_beam_search_with_the_lm_fixes_a_misspelling_and_lowers_its_confidence(tmp_path: Path):
+def test_beam_search_with_the_lm_fixes_a_misspelling(tmp_path: Path):
     vocab = default_vocab()
     info = write_lm(tmp_path, SENTENCES, vocab, WORD_SEP, DecodingConfig())
     assert info["lexicon_words"] == len({w for s in SENTENCES for w in s.split()})
@@ -103,11 +105,29 @@ def test_beam_search_with_the_lm_fixes_a_misspelling_and_lowers_its_confidence(t
     assert greedy == ["cancle", "my", "alarm"]
 
     rec.beam = make_decoder(rec, tmp_path, settings)
-    words = decode(rec, lp)
+    words, utterance = decode_utterance(rec, lp)
     assert [w.word for w in words] == ["cancel", "my", "alarm"]
-    conf = {w.word: w.confidence for w in words}
-    # "cancel" has two characters the acoustics did not choose: it is the least sure word.
-    assert conf["cancel"] < min(conf["my"], conf["alarm"])
-    assert all(0.0 <= c <= 1.0 for c in conf.values())
+    assert all(0.0 <= w.confidence <= 1.0 for w in words)
+    # The utterance is right only if every word is: never surer than its least sure word.
+    assert 0.0 <= utterance <= min(w.confidence for w in words) + 1e-9
     frames = [(w.start_frame, w.end_frame) for w in words]
     assert frames == sorted(frames) and all(0 <= a < b <= lp.shape[0] for a, b in frames)
+
+
+def test_nbest_word_confidence_is_the_posterior_of_the_hypotheses_that_agree():
+    vocab = {0: "<pad>", 1: "|", 2: "a", 3: "b"}
+    result = BeamResult(
+        tokens=(2, 1, 3),
+        timesteps=(0, 2, 4),
+        words=("a", "b"),
+        alternatives=(("a", "b"), ("a", "a"), ("b", "b")),
+        scores=(0.0, -math.log(2.0), -math.log(4.0)),  # posteriors 4/7, 2/7, 1/7 at T = 1
+    )
+    words, utterance = nbest_words(result, vocab, "|", temperature=1.0)
+    assert [w.word for w in words] == ["a", "b"]
+    assert words[0].confidence == pytest.approx(6 / 7)  # "a" first in the 1st and 2nd
+    assert words[1].confidence == pytest.approx(5 / 7)  # "b" second in the 1st and 3rd
+    assert utterance == pytest.approx(4 / 7)
+    assert [(w.start_frame, w.end_frame) for w in words] == [(0, 1), (4, 5)]
+    # A higher temperature flattens the posteriors: less sure of the best hypothesis.
+    assert nbest_words(result, vocab, "|", temperature=4.0)[1] < utterance

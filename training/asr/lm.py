@@ -14,9 +14,10 @@ the checkpoint folder, so a checkpoint decodes the same way wherever it is loade
     decoding.json    beam size, LM weight and word score (tuned on dev), n-gram order, sizes
 
 Words outside the lexicon cannot be output: an utterance with a new name comes back as the
-closest known words. Its confidence says so, because a token that the LM chose over the
-acoustic argmax gets the acoustic probability of that token, not the frame's (low) entropy
-(see ``confidence.path_words``); those are the utterances the loop sends to annotators.
+closest known words. Confidence comes from the n-best list (``confidence.nbest_words``): a
+word's confidence is the posterior mass of the hypotheses that agree with it, the utterance's
+that of the best hypothesis. The entropy of the acoustic frames is no guide here: the LM
+corrects most low-entropy misspellings, and what it gets wrong the acoustics were sure of.
 """
 
 from __future__ import annotations
@@ -147,16 +148,19 @@ class DecodingConfig:
 
     method: Literal["beam", "greedy"] = "beam"
     lm_order: int = 4
-    beam_size: int = 64
+    beam_size: int = 256
+    nbest: int = 16  # hypotheses kept per utterance: their posteriors are the confidence
     beam_threshold: float = 25.0
-    lm_weights: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 4.0)
-    word_scores: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0)
+    lm_weights: tuple[float, ...] = (2.0, 3.0, 4.0)
+    word_scores: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0)
 
     def __post_init__(self) -> None:
         if self.lm_order < 2:
             raise ConfigError(f"decoding.lm_order must be at least 2, got {self.lm_order}")
         if self.beam_size < 1:
             raise ConfigError(f"decoding.beam_size must be at least 1, got {self.beam_size}")
+        if not 1 <= self.nbest <= self.beam_size:
+            raise ConfigError(f"decoding.nbest must be in [1, beam_size], got {self.nbest}")
         if not self.lm_weights or not self.word_scores:
             raise ConfigError("decoding.lm_weights and decoding.word_scores need a value each")
 
@@ -210,6 +214,7 @@ class BeamDecoder:
         word_score: float,
         beam_size: int,
         beam_threshold: float,
+        nbest: int = 16,
     ) -> None:
         try:
             from torchaudio.models.decoder import ctc_decoder
@@ -227,7 +232,7 @@ class BeamDecoder:
                 lexicon=str(Path(directory, LEXICON_FILE)),
                 tokens=tokens,
                 lm=str(Path(directory, ARPA_FILE)),
-                nbest=1,
+                nbest=nbest,
                 beam_size=beam_size,
                 beam_threshold=beam_threshold,
                 lm_weight=lm_weight,
@@ -240,18 +245,37 @@ class BeamDecoder:
             )
         self._tokens = tokens
 
-    def best_path(self, log_probs: np.ndarray) -> tuple[list[int], list[int]]:
-        """The best hypothesis's token ids and the output frame each was emitted at."""
+    def decode(self, log_probs: np.ndarray) -> BeamResult:
+        """The best hypothesis of one utterance ``(frames, vocab)`` and its alternatives."""
         import torch
 
         if log_probs.shape[0] == 0:
-            return [], []
+            return BeamResult((), (), (), ((),), (0.0,))
         emissions = torch.from_numpy(np.ascontiguousarray(log_probs, dtype=np.float32))[None]
         hyps = self._decoder(emissions)[0]
         if not hyps:
-            return [], []
-        hyp = hyps[0]
-        return [int(t) for t in hyp.tokens], [int(t) for t in hyp.timesteps]
+            return BeamResult((), (), (), ((),), (0.0,))
+        best = hyps[0]
+        return BeamResult(
+            tokens=tuple(int(t) for t in best.tokens),
+            timesteps=tuple(int(t) for t in best.timesteps),
+            words=tuple(best.words),
+            alternatives=tuple(tuple(h.words) for h in hyps),
+            scores=tuple(float(h.score) for h in hyps),
+        )
+
+
+@dataclass(frozen=True)
+class BeamResult:
+    """A beam search's answer: the best path (token ids, the output frame of each, its words)
+    and the n-best word sequences with their total scores (acoustic + weighted LM + word
+    scores, in nats), best first (``alternatives[0]`` is ``words``)."""
+
+    tokens: tuple[int, ...]
+    timesteps: tuple[int, ...]
+    words: tuple[str, ...]
+    alternatives: tuple[tuple[str, ...], ...]
+    scores: tuple[float, ...]
 
 
 @contextlib.contextmanager
@@ -289,8 +313,9 @@ def make_decoder(rec: Any, directory: str | Path, settings: dict[str, Any]) -> B
         UNK,
         lm_weight=float(settings["lm_weight"]),
         word_score=float(settings["word_score"]),
-        beam_size=int(settings.get("beam_size", 16)),
+        beam_size=int(settings.get("beam_size", 256)),
         beam_threshold=float(settings.get("beam_threshold", 25.0)),
+        nbest=int(settings.get("nbest", 16)),
     )
 
 

@@ -184,6 +184,7 @@ def tune_decoding(
                 "word_score": word_score,
                 "beam_size": dc.beam_size,
                 "beam_threshold": dc.beam_threshold,
+                "nbest": dc.nbest,
             }
             rec.beam = make_decoder(rec, out, settings)
             wer = dev_rates_of(rec, dev, dev_lp)["wer"]
@@ -213,11 +214,13 @@ def fit_dev_temperature(
     """Fit the confidence temperature on dev: word confidences of the checkpoint's decoder
     (greedy or beam) vs word correctness."""
     correct = []
-    paths = []
+    beams = []
     for ex, lp in zip(examples, log_probs, strict=True):
         if rec.beam is not None:
-            paths.append(rec.beam.best_path(lp))
-        hyp = [w.word for w in decode(rec, lp)]
+            beams.append(rec.beam.decode(lp))
+            hyp = list(beams[-1].words)
+        else:
+            hyp = [w.word for w in decode(rec, lp)]
         correct.append(align_words(normalize(ex.text or "").split(), hyp)[1])
     return fit_temperature(
         log_probs,
@@ -226,7 +229,7 @@ def fit_dev_temperature(
         rec.blank_id,
         WORD_SEP,
         word_agg=cfg.confidence.word_aggregation,
-        paths=paths if rec.beam is not None else None,
+        beams=beams if rec.beam is not None else None,
     )
 
 

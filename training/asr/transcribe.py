@@ -22,7 +22,7 @@ import torch
 
 from earmark.errors import CheckpointError
 from earmark.manifest import ManifestRow
-from training.asr.confidence import Word, greedy_words, path_words, utterance_confidence
+from training.asr.confidence import Word, greedy_words, nbest_words, utterance_confidence
 from training.asr.data import collate
 from training.asr.features import Example, load_example
 from training.asr.lm import attach_decoder, has_lm
@@ -60,20 +60,15 @@ def batch_log_probs(
     return [log_probs[b, : int(n)].numpy() for b, n in enumerate(out_lengths)]
 
 
-def decode(rec: Recogniser, log_probs: np.ndarray, word_agg: str = "min") -> list[Word]:
-    """Words with confidence: beam search with the checkpoint's LM when it has one, else greedy."""
+def decode_utterance(
+    rec: Recogniser, log_probs: np.ndarray, word_agg: str = "min"
+) -> tuple[list[Word], float]:
+    """Words with confidence and the utterance's confidence: beam search with the checkpoint's
+    LM (n-best posteriors) when it has one, else greedy (frame entropy)."""
     if rec.beam is not None:
-        ids, steps = rec.beam.best_path(log_probs)
-        return path_words(
-            log_probs,
-            ids,
-            steps,
-            rec.id_to_token,
-            WORD_SEP,
-            temperature=rec.temperature,
-            word_agg=word_agg,
-        )
-    return greedy_words(
+        result = rec.beam.decode(log_probs)
+        return nbest_words(result, rec.id_to_token, WORD_SEP, temperature=rec.temperature)
+    words = greedy_words(
         log_probs,
         rec.id_to_token,
         rec.blank_id,
@@ -81,18 +76,24 @@ def decode(rec: Recogniser, log_probs: np.ndarray, word_agg: str = "min") -> lis
         temperature=rec.temperature,
         word_agg=word_agg,
     )
+    return words, utterance_confidence(words, log_probs, rec.temperature)
+
+
+def decode(rec: Recogniser, log_probs: np.ndarray, word_agg: str = "min") -> list[Word]:
+    """The hypothesis words with confidence (see ``decode_utterance``)."""
+    return decode_utterance(rec, log_probs, word_agg)[0]
 
 
 def prediction(
     rec: Recogniser, example: Example, log_probs: np.ndarray, model_version: str
 ) -> dict[str, Any]:
-    """The prediction line for one utterance; times in seconds from the greedy CTC path."""
-    words = decode(rec, log_probs)
+    """The prediction line for one utterance; word times in seconds from the decoded CTC path."""
+    words, confidence = decode_utterance(rec, log_probs)
     frame_s = example.seconds / max(1, log_probs.shape[0])
     return {
         "id": example.id,
         "text": " ".join(w.word for w in words),
-        "confidence": round(utterance_confidence(words, log_probs, rec.temperature), 6),
+        "confidence": round(confidence, 6),
         "model_version": model_version,
         "words": [
             {

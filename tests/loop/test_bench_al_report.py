@@ -1,0 +1,59 @@
+"""scripts/bench_al.py's arithmetic: labels to reach a target, and the saving against random."""
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _bench_al():
+    spec = importlib.util.spec_from_file_location("bench_al", ROOT / "scripts" / "bench_al.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_al"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _curve(points: list[tuple[int, float, float]]) -> list[dict]:
+    return [
+        {"round": i, "labelled": n, "wer": w, "intent_accuracy": a}
+        for i, (n, w, a) in enumerate(points)
+    ]
+
+
+def test_labels_to_reach_interpolates_and_says_never():
+    bench = _bench_al()
+    rows = _curve([(300, 0.6, 0.7), (400, 0.4, 0.8), (500, 0.3, 0.9)])
+    assert bench.labels_to_reach(rows, "wer", 0.5, True) == pytest.approx(350.0)
+    assert bench.labels_to_reach(rows, "wer", 0.3, True) == pytest.approx(500.0)
+    assert bench.labels_to_reach(rows, "wer", 0.1, True) is None
+    assert bench.labels_to_reach(rows, "intent_accuracy", 0.85, False) == pytest.approx(450.0)
+
+
+def test_report_counts_selected_labels_and_the_saving_against_random(tmp_path: Path, capsys):
+    bench = _bench_al()
+    random_arm = {s: _curve([(300, 0.6, 0.7), (400, 0.5, 0.8), (500, 0.4, 0.9)]) for s in (0, 1)}
+    al_arm = {s: _curve([(300, 0.6, 0.7), (400, 0.4, 0.9), (500, 0.3, 0.95)]) for s in (0, 1)}
+    args = argparse.Namespace(
+        out=tmp_path,
+        seeds=[0, 1],
+        target_wer=None,
+        target_intent=None,
+        strategies=["random", "combined"],
+    )
+    bench.report(args, {"random": random_arm, "combined": al_arm})
+    result = json.loads((tmp_path / "bench_al.json").read_text())
+    # Default targets: random's mean final values, which random reaches with all 200 selected.
+    assert result["targets"] == {"wer": pytest.approx(0.4), "intent_accuracy": pytest.approx(0.9)}
+    assert result["arms"]["random"]["selected_to_wer"] == {"0": 200.0, "1": 200.0}
+    assert result["arms"]["combined"]["selected_to_wer"] == {"0": 100.0, "1": 100.0}
+    vs = result["arms"]["combined"]["vs_random_wer"]
+    assert vs["mean_ratio"] == pytest.approx(0.5) and vs["saving"] == pytest.approx(0.5)
+    assert (tmp_path / "bench_al.png").is_file()
+    assert "saving 0.500" in capsys.readouterr().out
