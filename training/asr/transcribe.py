@@ -23,11 +23,14 @@ import torch
 from earmark.errors import CheckpointError
 from earmark.manifest import ManifestRow
 from training.asr.confidence import Word, greedy_words, nbest_words, utterance_confidence
-from training.asr.data import collate
+from training.asr.data import bucket_batches, collate
 from training.asr.features import Example, load_example
 from training.asr.lm import attach_decoder, has_lm
 from training.asr.model import WORD_SEP, Recogniser, load_recogniser
 from training.checkpoint import META_FILE, read_meta, write_meta
+
+# Padded input frames per inference batch: 32 utterances of 3 s of log-mel (10 ms frames).
+MAX_FRAMES = 9600
 
 
 def _release_freed_memory() -> None:
@@ -142,18 +145,23 @@ def transcribe_with(
     *,
     model_version: str,
     batch_size: int = 32,
-    chunk_size: int = 512,
+    max_frames: int = MAX_FRAMES,
+    chunk_size: int = 128,
     device: torch.device | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Predictions for ``rows`` in input order with an already loaded recogniser."""
+    """Predictions for ``rows`` in input order with an already loaded recogniser.
+
+    Rows are read ``chunk_size`` at a time and batched by length: at most ``batch_size``
+    utterances and ``max_frames`` padded input frames a batch, so peak memory is set by
+    ``max_frames``, not by the longest utterances a manifest happens to hold.
+    """
     device = device or next(rec.model.parameters()).device
     it = iter(rows)
     while chunk := list(itertools.islice(it, chunk_size)):
         examples = [load_example(row, rec.feature_extractor, rec.encode)[0] for row in chunk]
-        order = sorted(range(len(examples)), key=lambda i: examples[i].length)
         results: dict[int, dict[str, Any]] = {}
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
+        lengths = [ex.length for ex in examples]
+        for idx in bucket_batches(lengths, max_frames=max_frames, max_batch=batch_size):
             batch = [examples[i] for i in idx]
             for i, ex, lp in zip(idx, batch, batch_log_probs(rec, batch, device), strict=True):
                 results[i] = prediction(rec, ex, lp, model_version)
