@@ -26,8 +26,9 @@ import numpy as np
 
 from earmark.config import save_config
 from earmark.loop.config import load_loop_config
-from earmark.loop.curves import plot_curves
+from earmark.loop.curves import append_row, plot_curves
 from earmark.loop.rounds import run_loop
+from earmark.loop.state import RunFolder
 from labelling.server import start, stop
 from labelling.settings import Paths, load_studio_config
 
@@ -49,20 +50,52 @@ def labels_to_reach(
     return None
 
 
+def share_first_round(args: argparse.Namespace, strategy: str, seed: int, run: Path) -> None:
+    """Start every arm of a seed from the same first round (models trained on the seed set
+    alone): copy it from an arm that has trained it. Training the same thing twice would
+    cost minutes and add noise that is not the strategies' doing (under a time budget two
+    runs of one recipe differ); the loop treats a round with metrics as trained."""
+    first = RunFolder(run).round_dir(1)
+    if (first / "metrics.json").is_file():
+        return
+    for other in args.strategies:
+        src = RunFolder(args.out / "runs" / f"{other}-s{seed}").round_dir(1)
+        if other == strategy or not (src / "metrics.json").is_file():
+            continue
+        first.mkdir(parents=True, exist_ok=True)
+        checkpoints = {}
+        for model, path in json.loads((src / "checkpoints.json").read_text()).items():
+            shutil.copytree(path, first / model, ignore=shutil.ignore_patterns("last"))
+            checkpoints[model] = str(first / model)
+        for name in ("train_asr.jsonl", "train_nlu.jsonl"):
+            if (src / name).is_file():
+                shutil.copy(src / name, first / name)
+        row = json.loads((src / "metrics.json").read_text())
+        (first / "checkpoints.json").write_text(json.dumps(checkpoints, indent=2))
+        (first / "metrics.json").write_text(json.dumps(row, indent=2))
+        append_row(run, row)
+        print(f"[{strategy}-s{seed}] round 1 shared with {other}-s{seed}", file=sys.stderr)
+        return
+
+
 def run_arm(
     args: argparse.Namespace, server_ws: Path, port: int, strategy: str, seed: int
 ) -> list[dict[str, Any]]:
     name = f"{strategy}-s{seed}"
     run = args.out / "runs" / name
     studio_paths = Paths.of(run)
-    if not studio_paths.server_json.is_file():  # share the server: its secrets and address
-        studio_paths.root.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(Paths.of(server_ws).secrets, studio_paths.secrets, dirs_exist_ok=True)
-        shutil.copy(Paths.of(server_ws).server_json, studio_paths.server_json)
+    # Share the server: its admin secrets and address, refreshed every time (a resumed
+    # benchmark starts a new server process); the arm's own annotator secret is kept.
+    studio_paths.root.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(Paths.of(server_ws).secrets, studio_paths.secrets, dirs_exist_ok=True)
+    shutil.copy(Paths.of(server_ws).server_json, studio_paths.server_json)
     studio_cfg = load_studio_config(
         None,
+        # its own projects and its own annotator account (whose password lives in this
+        # run's secrets; the server's secrets only hold the admin's)
         [f"server.port={port}", f"projects.transcription_title=bench {name} transcription",
-         f"projects.understanding_title=bench {name} understanding"],
+         f"projects.understanding_title=bench {name} understanding",
+         f"server.annotator_email=annotator-{name}@earmark.local"],
     )  # fmt: skip
     save_config(studio_cfg, run / "studio.yaml")
     data = {"seed": args.seed_labelled, "pool": args.pool, "dev": args.dev, "test": args.test,
@@ -75,6 +108,7 @@ def run_arm(
         f"nlu.first_round_minutes={args.nlu_minutes}", f"nlu.minutes={args.nlu_minutes}",
     ]  # fmt: skip
     cfg = load_loop_config(args.config, overrides)
+    share_first_round(args, strategy, seed, run)
     run_loop(cfg, run, say=lambda m: print(f"[{name}] {m}", file=sys.stderr, flush=True))
     return list(json.loads((run / "metrics.json").read_text()))
 

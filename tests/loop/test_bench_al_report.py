@@ -57,3 +57,31 @@ def test_report_counts_selected_labels_and_the_saving_against_random(tmp_path: P
     assert vs["mean_ratio"] == pytest.approx(0.5) and vs["saving"] == pytest.approx(0.5)
     assert (tmp_path / "bench_al.png").is_file()
     assert "saving 0.500" in capsys.readouterr().out
+
+
+def test_every_arm_of_a_seed_starts_from_the_same_first_round(tmp_path: Path):
+    bench = _bench_al()
+    src = tmp_path / "runs" / "random-s0" / "rounds" / "r001"
+    (src / "asr" / "last").mkdir(parents=True)
+    (src / "asr" / "model.safetensors").write_text("weights")
+    (src / "asr" / "last" / "optimizer.pt").write_text("state")
+    (src / "train_asr.jsonl").write_text("{}\n")
+    (src / "checkpoints.json").write_text(json.dumps({"asr": str(src / "asr")}))
+    row = {"round": 1, "labelled": 300, "wer": 0.8}
+    (src / "metrics.json").write_text(json.dumps(row))
+    args = argparse.Namespace(out=tmp_path, strategies=["random", "combined"])
+    run = tmp_path / "runs" / "combined-s0"
+
+    bench.share_first_round(args, "combined", 0, run)
+
+    first = run / "rounds" / "r001"
+    assert (first / "asr" / "model.safetensors").read_text() == "weights"
+    assert not (first / "asr" / "last").exists()  # nothing to resume: it is finished
+    assert json.loads((first / "checkpoints.json").read_text()) == {"asr": str(first / "asr")}
+    assert json.loads((run / "metrics.json").read_text()) == [row]
+    # An arm that has its own first round keeps it; a seed no arm has trained is left alone.
+    (first / "asr" / "model.safetensors").write_text("its own")
+    bench.share_first_round(args, "combined", 0, run)
+    assert (first / "asr" / "model.safetensors").read_text() == "its own"
+    bench.share_first_round(args, "combined", 1, tmp_path / "runs" / "combined-s1")
+    assert not (tmp_path / "runs" / "combined-s1").exists()
