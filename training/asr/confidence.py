@@ -122,6 +122,7 @@ def nbest_words(
     word_sep: str,
     *,
     temperature: float = 1.0,
+    n_frames: int = 0,
 ) -> tuple[list[Word], float]:
     """Words of a beam search's best hypothesis with n-best confidence, and the utterance's.
 
@@ -152,6 +153,7 @@ def nbest_words(
     words = []
     for i, w in enumerate(best):
         frames = spans[i] if i < len(spans) else [0]
+        frames = [min(f, max(0, n_frames - 1)) for f in frames] if n_frames else frames
         words.append(Word(w, float(min(1.0, conf[i])), frames[0], frames[-1] + 1))
     return words, float(post[0]) if post.size else 0.0
 

@@ -70,7 +70,13 @@ def decode_utterance(
     LM (n-best posteriors) when it has one, else greedy (frame entropy)."""
     if rec.beam is not None:
         result = rec.beam.decode(log_probs)
-        return nbest_words(result, rec.id_to_token, WORD_SEP, temperature=rec.temperature)
+        return nbest_words(
+            result,
+            rec.id_to_token,
+            WORD_SEP,
+            temperature=rec.temperature,
+            n_frames=log_probs.shape[0],
+        )
     words = greedy_words(
         log_probs,
         rec.id_to_token,
