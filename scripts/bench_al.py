@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from earmark.config import save_config
+from earmark.fileio import write_json
 from earmark.loop.config import load_loop_config
 from earmark.loop.curves import append_row, plot_curves
 from earmark.loop.rounds import run_loop
@@ -71,8 +72,8 @@ def share_first_round(args: argparse.Namespace, strategy: str, seed: int, run: P
             if (src / name).is_file():
                 shutil.copy(src / name, first / name)
         row = json.loads((src / "metrics.json").read_text())
-        (first / "checkpoints.json").write_text(json.dumps(checkpoints, indent=2))
-        (first / "metrics.json").write_text(json.dumps(row, indent=2))
+        write_json(first / "checkpoints.json", checkpoints)
+        write_json(first / "metrics.json", row)
         append_row(run, row)
         print(f"[{strategy}-s{seed}] round 1 shared with {other}-s{seed}", file=sys.stderr)
         return

@@ -27,7 +27,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from typing import Any, Literal
 import numpy as np
 
 from earmark.errors import CheckpointError, ConfigError
+from earmark.fileio import atomic_write, write_json
 
 ARPA_FILE = "lm.arpa"
 LEXICON_FILE = "lexicon.txt"
@@ -188,16 +188,11 @@ def write_lm(
     arpa = kneser_ney_arpa(sentences, order=config.lm_order)
     words = [w for s in sentences for w in s.split()]
     lex = lexicon_lines(words, vocab, word_sep)
-    _atomic_text(directory / ARPA_FILE, arpa)
-    _atomic_text(directory / LEXICON_FILE, "\n".join(lex) + "\n")
+    with atomic_write(directory / ARPA_FILE) as f:
+        f.write(arpa)
+    with atomic_write(directory / LEXICON_FILE) as f:
+        f.write("\n".join(lex) + "\n")
     return {"sentences": len(sentences), "lexicon_words": len(lex), "order": config.lm_order}
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 class BeamDecoder:
@@ -344,4 +339,4 @@ def read_decoding(directory: str | Path) -> dict[str, Any]:
 
 
 def write_decoding(directory: str | Path, settings: dict[str, Any]) -> None:
-    _atomic_text(Path(directory, DECODING_FILE), json.dumps(settings, indent=2))
+    write_json(Path(directory, DECODING_FILE), settings)

@@ -140,13 +140,8 @@ def dev_log_probs(
 def evaluate_dev(
     rec: Recogniser, examples: list[Example], device: torch.device, max_frames: int
 ) -> dict[str, float]:
-    """Greedy-decoding WER/CER/SER on dev."""
-    log_probs = dev_log_probs(rec, examples, device, max_frames)
-    scores = [
-        score_utterance(ex.text or "", " ".join(w.word for w in decode(rec, lp)))
-        for ex, lp in zip(examples, log_probs, strict=True)
-    ]
-    return corpus_rates(scores)
+    """WER/CER/SER on dev with ``rec``'s decoder (greedy while training)."""
+    return dev_rates_of(rec, examples, dev_log_probs(rec, examples, device, max_frames))
 
 
 def dev_rates_of(
