@@ -1,4 +1,5 @@
-"""The loop's config (``configs/loop.yaml``): data, rounds, selection, models, annotator."""
+"""The loop's config (``configs/loop.yaml``): data, rounds, selection, models, annotator,
+self-training."""
 
 from __future__ import annotations
 
@@ -64,6 +65,36 @@ class StoppingConfig:
 
 
 @dataclass(frozen=True)
+class SelfTrainingConfig:
+    """Self-training: pool utterances the previous round's models are very sure of join
+    training with the models' own labels (``source: model``; never shown as human labels).
+
+    A transcript is used when the ASR confidence is at least ``min_asr_confidence``; an intent
+    with entities when the NLU confidence is at least ``min_nlu_confidence`` and, where the
+    text is an ASR hypothesis, that hypothesis passes too. ``max_per_round`` caps each model's
+    pseudo labels (the most confident first, ties by id; 0 = no cap).
+    """
+
+    enabled: bool = False
+    min_asr_confidence: float = 0.95
+    min_nlu_confidence: float = 0.95
+    max_per_round: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("min_asr_confidence", "min_nlu_confidence"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(
+                    f"config key 'self_training.{name}': must be in [0, 1], got {value}"
+                )
+        if self.max_per_round < 0:
+            raise ConfigError(
+                "config key 'self_training.max_per_round': must be >= 0 (0 = no cap), "
+                f"got {self.max_per_round}"
+            )
+
+
+@dataclass(frozen=True)
 class LoopConfig:
     data: DataConfig = field(default_factory=DataConfig)
     batch: int = 50
@@ -77,6 +108,7 @@ class LoopConfig:
     )
     annotator: AnnotatorConfig = field(default_factory=AnnotatorConfig)
     stopping: StoppingConfig = field(default_factory=StoppingConfig)
+    self_training: SelfTrainingConfig = field(default_factory=SelfTrainingConfig)
     studio_config: str = "configs/studio.yaml"
     eval_resamples: int = 200
 

@@ -26,9 +26,10 @@ import numpy as np
 
 from earmark.config import to_dict
 from earmark.errors import EarmarkError, EmptyPoolError
-from earmark.fileio import write_json, write_jsonl
+from earmark.fileio import iter_id_records, write_json, write_jsonl
 from earmark.loop.config import LoopConfig
 from earmark.loop.curves import append_row, plot_curves
+from earmark.loop.pseudo import pseudo_asr_rows, pseudo_nlu_rows
 from earmark.loop.state import RunFolder, RunState
 from earmark.manifest import ManifestRow, read_manifest, write_manifest
 from earmark.selection import UtteranceScores, make_strategy, read_scores, write_scores
@@ -80,6 +81,62 @@ def labelled_rows(
     return seed + read_manifest(human)
 
 
+def pseudo_rows(
+    cfg: LoopConfig, run: RunFolder, round_no: int, human: list[ManifestRow], *, need_intent: bool
+) -> list[ManifestRow]:
+    """Self-training rows for this round's ASR (or NLU with ``need_intent``); [] when
+    ``self_training`` is off or in round 1.
+
+    The previous round's predictions on pool utterances nobody else labels (not pushed,
+    flagged or rejected, not in ``human``) that pass the thresholds, labelled ``source: model``
+    (``earmark.loop.pseudo``). They are written to ``pseudo_asr.jsonl``/``pseudo_nlu.jsonl`` in
+    this round's folder and live only there and in the training manifest: never in Label
+    Studio or the human labels file.
+    """
+    if not cfg.self_training.enabled or round_no <= 1:
+        return []
+    kind = "nlu" if need_intent else "asr"
+    prev = run.round_dir(round_no - 1)
+    asr = _read_predictions(prev / "asr_predictions.jsonl", "ASR predictions")
+    exclude = unavailable_ids(run.root) | {r.id for r in human}
+    version = str(previous_checkpoint(run, round_no, kind) or f"round {round_no - 1} {kind}")
+    pool = read_manifest(cfg.data.pool)
+    if need_intent:
+        nlu = _read_predictions(prev / "nlu_predictions.jsonl", "NLU predictions")
+        rows = pseudo_nlu_rows(
+            pool, nlu, asr, exclude=exclude, settings=cfg.self_training, version=version
+        )
+    else:
+        rows = pseudo_asr_rows(
+            pool, asr, exclude=exclude, settings=cfg.self_training, version=version
+        )
+    write_manifest(run.round_dir(round_no) / f"pseudo_{kind}.jsonl", rows)
+    return rows
+
+
+def write_training_manifest(
+    cfg: LoopConfig, run: RunFolder, round_no: int, *, need_intent: bool
+) -> tuple[int, int]:
+    """Write this round's ``train_asr.jsonl`` (or ``train_nlu.jsonl``): seed and human rows, then
+    any self-training rows. Returns ``(human, pseudo)``; only the first counts as labelled."""
+    rd = run.round_dir(round_no)
+    human = labelled_rows(cfg, run.root, rd, need_intent=need_intent)
+    pseudo = pseudo_rows(cfg, run, round_no, human, need_intent=need_intent)
+    write_manifest(rd / ("train_nlu.jsonl" if need_intent else "train_asr.jsonl"), human + pseudo)
+    return len(human), len(pseudo)
+
+
+def _read_predictions(path: Path, what: str) -> dict[str, dict[str, Any]]:
+    """``{id: prediction}`` of a round's predictions file; empty when the round wrote none."""
+    if not path.is_file():
+        return {}
+    return {obj["id"]: obj for _, obj in iter_id_records(path, what=what, error=EarmarkError)}
+
+
+def _counts(human: int, pseudo: int) -> str:
+    return f"{human} utterances" + (f" + {pseudo} model-labelled" if pseudo else "")
+
+
 def previous_checkpoint(run: RunFolder, round_no: int, model: str) -> Path | None:
     for r in range(round_no - 1, 0, -1):
         meta = run.round_dir(r) / "checkpoints.json"
@@ -106,15 +163,15 @@ def train_round(
         from training.asr.evaluate import evaluate_asr
         from training.asr.train import train_asr
 
-        rows = labelled_rows(cfg, run.root, rd, need_intent=False)
-        write_manifest(rd / "train_asr.jsonl", rows)
+        n_human, n_pseudo = write_training_manifest(cfg, run, round_no, need_intent=False)
         init = previous_checkpoint(run, round_no, "asr")
         minutes = cfg.asr.minutes if init else cfg.asr.first_round_minutes
         asr_cfg = load_asr_config(
             cfg.asr.config or None, (*cfg.asr.overrides, f"train.max_minutes={minutes}")
         )
         say(
-            f"round {round_no}: training ASR on {len(rows)} utterances ({minutes:g} min, warm start: {init})"
+            f"round {round_no}: training ASR on {_counts(n_human, n_pseudo)} "
+            f"({minutes:g} min, warm start: {init})"
         )
         out = rd / "asr"
         result = train_asr(
@@ -125,21 +182,23 @@ def train_round(
         metrics = evaluate_asr(
             result.checkpoint, read_manifest(test), n_resamples=cfg.eval_resamples
         )
-        row.update(labelled_asr=len(rows), wer=metrics["wer"]["value"], cer=metrics["cer"]["value"])
+        row.update(labelled_asr=n_human, wer=metrics["wer"]["value"], cer=metrics["cer"]["value"])
         row["asr_confidence_auroc"] = metrics["confidence_auroc"]["value"]
+        if cfg.self_training.enabled:
+            row["pseudo_asr"] = n_pseudo
     if halves.nlu:
         from training.nlu.evaluate import evaluate_nlu
         from training.nlu.train import load_nlu_config, train_nlu
 
-        rows = labelled_rows(cfg, run.root, rd, need_intent=True)
-        write_manifest(rd / "train_nlu.jsonl", rows)
+        n_human, n_pseudo = write_training_manifest(cfg, run, round_no, need_intent=True)
         init = previous_checkpoint(run, round_no, "nlu")
         minutes = cfg.nlu.minutes if init else cfg.nlu.first_round_minutes
         nlu_cfg = load_nlu_config(
             cfg.nlu.config or None, (*cfg.nlu.overrides, f"budget_minutes={minutes}")
         )
         say(
-            f"round {round_no}: training NLU on {len(rows)} utterances ({minutes:g} min, warm start: {init})"
+            f"round {round_no}: training NLU on {_counts(n_human, n_pseudo)} "
+            f"({minutes:g} min, warm start: {init})"
         )
         out = rd / "nlu"
         train_nlu(
@@ -153,8 +212,11 @@ def train_round(
         )
         checkpoints["nlu"] = str(out)
         metrics = evaluate_nlu(out, read_manifest(test), n_resamples=cfg.eval_resamples)
-        row.update(labelled_nlu=len(rows))
+        row.update(labelled_nlu=n_human)
         row.update({k: metrics[k]["value"] for k in ("intent_accuracy", "entity_f1", "slu_f1")})
+        if cfg.self_training.enabled:
+            row["pseudo_nlu"] = n_pseudo
+    # the curve's x axis counts seed and human labels only, never the models' own
     row["labelled"] = max(row.get("labelled_asr", 0), row.get("labelled_nlu", 0))
     row = {
         k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()
