@@ -366,13 +366,24 @@ def load_audio(path: str | Path, *, target_sr: int = TARGET_SR) -> np.ndarray:
     Lenient: any readable file loads (silent or long ones too). Raises ``AudioError`` naming
     the file with a reason from ``AUDIO_REASONS`` when it cannot be read.
     """
+    return load_audio_with_rate(path, target_sr=target_sr)[0]
+
+
+def load_audio_with_rate(
+    path: str | Path, *, target_sr: int = TARGET_SR
+) -> tuple[np.ndarray, int]:
+    """``load_audio`` plus the file's own sample rate: ``(wave (n_samples,), stored_hz)``.
+
+    The stored rate bounds what the wave can hold: 8 kHz telephone audio resampled to 16 kHz
+    has nothing above 4 kHz but resampling leakage.
+    """
     path = str(path)
     try:
         data, sr = sf.read(path, dtype="float32", always_2d=False)
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         _, head = _open_bytes(path)  # raises not_found / permission_denied / empty_file
         raise _classify_open_error(path, head, exc) from exc
-    return resample(to_mono(np.asarray(data)), int(sr), target_sr)
+    return resample(to_mono(np.asarray(data)), int(sr), target_sr), int(sr)
 
 
 def write_audio(path: str | Path, wave: np.ndarray, sample_rate: int = TARGET_SR) -> None:

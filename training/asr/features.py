@@ -4,6 +4,13 @@ Features are whatever the checkpoint's feature extractor produces for one uttera
 ``(frames, n_mels)`` normalised log-mel for FastConformer models, ``(samples,)`` normalised
 waveform for Wav2Vec2-style models. Per-utterance normalisation makes the result independent
 of the batch, so it can be computed once and reused every epoch.
+
+Mixed bandwidth: audio stored below 16 kHz (8 kHz telephone recordings, FSDD) has nothing
+above its Nyquist frequency once resampled but resampling leakage, a few orders of magnitude
+below speech. Per-band normalisation blows that leakage up to unit variance, and what it
+looks like depends on the recording chain, so a model learns it as a speaker cue. Feature
+extractors that carry ``band_limit_features = True`` (ours do) zero the mel bands above the
+stored bandwidth instead, as in mixed-bandwidth training (Li et al., Interspeech 2012).
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from earmark.audio import TARGET_SR, load_audio, resample
+from earmark.audio import TARGET_SR, load_audio_with_rate, resample
 from earmark.errors import AudioError
 from earmark.manifest import ManifestRow
 from earmark.text import normalize
@@ -36,14 +43,36 @@ class Example:
         return int(self.features.shape[0])
 
 
-def extract(feature_extractor: Any, wave: np.ndarray) -> torch.Tensor:
-    """One utterance's model input: ``(frames, n_mels)`` or ``(samples,)``, float32."""
+def extract(
+    feature_extractor: Any, wave: np.ndarray, bandwidth_hz: float | None = None
+) -> torch.Tensor:
+    """One utterance's model input: ``(frames, n_mels)`` or ``(samples,)``, float32.
+
+    ``bandwidth_hz``: the highest frequency the audio can hold (half its stored sample rate,
+    scaled by any speed change); mel bands reaching above it are zeroed when the extractor
+    asks for it (``band_limit_features``).
+    """
     out = feature_extractor(wave, sampling_rate=TARGET_SR, return_tensors="pt")
     name = feature_extractor.model_input_names[0]
     feats = out[name][0]
     if "attention_mask" in out and feats.dim() == 2:
         feats = feats[: int(out["attention_mask"][0].sum())]
+    if (
+        bandwidth_hz is not None
+        and feats.dim() == 2
+        and getattr(feature_extractor, "band_limit_features", False)
+    ):
+        feats[:, band_top_hz(feature_extractor) > bandwidth_hz] = 0.0
     return feats.float().contiguous()
+
+
+def band_top_hz(feature_extractor: Any) -> torch.Tensor:
+    """The highest frequency each mel band of a log-mel extractor reaches, ``(n_mels,)``."""
+    weights = torch.as_tensor(np.asarray(feature_extractor.mel_filters))  # (n_mels, n_freq)
+    if weights.shape[0] > weights.shape[1]:  # some extractors store (n_freq, n_mels)
+        weights = weights.T
+    freqs = torch.linspace(0, feature_extractor.sampling_rate / 2, weights.shape[1])
+    return torch.where(weights > 0, freqs, torch.zeros(())).amax(dim=1)
 
 
 def change_speed(wave: np.ndarray, factor: float) -> np.ndarray:
@@ -62,7 +91,7 @@ def load_example(
     encoded if present."""
     if row.utterance.audio is None:
         raise AudioError(row.id, "no_audio", "the manifest row has no audio path")
-    wave = load_audio(row.utterance.audio)
+    wave, stored_sr = load_audio_with_rate(row.utterance.audio)
     text = None
     labels: tuple[int, ...] = ()
     if row.label is not None and row.label.text is not None:
@@ -71,9 +100,10 @@ def load_example(
     views = []
     for factor in speeds:
         w = change_speed(wave, factor)
-        views.append(
-            Example(row.id, extract(feature_extractor, w), labels, text, len(w) / TARGET_SR)
-        )
+        # Playing f times faster moves every frequency up f times.
+        bandwidth = min(stored_sr, TARGET_SR) / 2 * factor
+        feats = extract(feature_extractor, w, bandwidth)
+        views.append(Example(row.id, feats, labels, text, len(w) / TARGET_SR))
     return tuple(views)
 
 

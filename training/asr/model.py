@@ -179,6 +179,8 @@ def build_recogniser(config: ModelConfig) -> Recogniser:
     )
     model = ParakeetForCTC(model_config)
     fe = ParakeetFeatureExtractor(feature_size=config.num_mel_bins)
+    # Saved in preprocessor_config.json; see training.asr.features (mixed bandwidth).
+    setattr(fe, "band_limit_features", True)  # noqa: B010 (not a declared attribute)
     return Recogniser(model, fe, make_tokenizer(vocab), vocab)
 
 

@@ -1,0 +1,119 @@
+"""Given phrases spoken by every built-in voice: synthetic speech for a vocabulary of your own.
+
+A real corpus with few speakers (FSDD: four training voices) teaches a model those speakers;
+the same words in the built-in corpus's 48 synthetic voices, with its noise and level
+changes, add the speaker variety the recordings lack. ``speak_phrases`` renders each phrase
+in every voice ``repeats`` times (each time its own noise, level and padding) and writes a
+manifest; files are named by a hash of what shapes them, so a rebuild reuses them.
+
+    out_dir/phrases.jsonl     one row per rendering: id, audio, text (source: seed)
+    out_dir/audio/*.wav       mono 16-bit, at ``sample_rate``
+
+``sample_rate`` below 16 kHz band-limits the audio like the recordings it joins (8 kHz for
+telephone speech or FSDD), so the two do not differ in a band only one of them has.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+from earmark.audio import load_audio, write_audio
+from earmark.corpus.synth import (
+    ENGINES,
+    SAMPLE_RATE,
+    PlannedUtterance,
+    SynthConfig,
+    _draw_rendering,
+    _one_torch_thread,
+    choose_voices,
+    find_engines,
+    render,
+)
+from earmark.errors import CorpusError
+from earmark.manifest import ManifestRow, write_manifest
+from earmark.records import Label, LabelSource, Utterance
+from earmark.text import normalize
+
+
+def plan_phrases(
+    phrases: Sequence[str], config: SynthConfig, seed: int, engines: Sequence[str], repeats: int
+) -> list[PlannedUtterance]:
+    """Every (phrase, voice, repeat) rendering, a pure function of the arguments. Babble noise
+    is left out (it needs the corpus's talkers); the other noise kinds keep their share."""
+    texts = [normalize(p) for p in phrases]
+    if not texts or any(not t for t in texts):
+        raise CorpusError("phrases: need at least one non-empty phrase")
+    if repeats < 1:
+        raise CorpusError(f"phrases: repeats must be >= 1, got {repeats}")
+    kinds = tuple(k for k in config.noise.kinds if k != "babble") or ("white",)
+    noise = replace(config.noise, kinds=kinds)
+    rng = random.Random(f"earmark-phrases-{seed}")
+    plan = []
+    for voice in choose_voices(config, engines, seed):
+        for t, text in enumerate(texts):
+            for r in range(repeats):
+                uid = f"phrase-{t:03d}-{voice.id}-{r}"
+                label = Label(uid, text, source=LabelSource.SEED)
+                plan.append(
+                    PlannedUtterance(uid, "phrases", label, voice, _draw_rendering(noise, rng, ""))
+                )
+    return plan
+
+
+def speak_phrases(
+    phrases: Sequence[str],
+    out_dir: str | Path,
+    config: SynthConfig | None = None,
+    *,
+    seed: int = 0,
+    repeats: int = 1,
+    sample_rate: int = SAMPLE_RATE,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Render ``phrases`` in every voice of ``config`` into ``out_dir``; returns the manifest.
+
+    Raises ``CorpusError`` when no speech synthesiser is installed or a phrase is empty.
+    """
+    config = config or SynthConfig()
+    if not 8000 <= sample_rate <= SAMPLE_RATE:
+        raise CorpusError(f"phrases: sample_rate must be in [8000, {SAMPLE_RATE}] Hz")
+    engines = find_engines(
+        config.engines, espeak_backend=config.espeak_backend, use_wheel=config.espeak_wheel
+    )
+    plan = plan_phrases(phrases, config, seed, [e for e in ENGINES if e in engines], repeats)
+    out = Path(out_dir)
+    (out / "audio").mkdir(parents=True, exist_ok=True)
+
+    def path_of(u: PlannedUtterance) -> Path:
+        spec = json.dumps([u.audio_name, sample_rate])
+        return out / "audio" / f"{u.id}-{hashlib.sha1(spec.encode()).hexdigest()[:10]}.wav"
+
+    def make(u: PlannedUtterance) -> None:
+        path = path_of(u)
+        if path.is_file():
+            return
+        tmp = path.with_name(f".{path.name}.16k.wav")
+        render(u, engines[u.voice.engine], tmp)
+        if sample_rate != SAMPLE_RATE:
+            write_audio(tmp, load_audio(tmp, target_sr=sample_rate), sample_rate)
+        tmp.replace(path)
+
+    with _one_torch_thread(), ThreadPoolExecutor(max_workers=config.workers) as pool:
+        for done, _ in enumerate(pool.map(make, plan), start=1):
+            if progress is not None:
+                progress(done, len(plan))
+    rows = [
+        ManifestRow(
+            Utterance(u.id, str(path_of(u)), u.voice.id, sample_rate=sample_rate), u.label
+        )
+        for u in plan
+    ]
+    manifest = out / "phrases.jsonl"
+    write_manifest(manifest, rows)
+    return manifest
