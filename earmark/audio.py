@@ -369,9 +369,7 @@ def load_audio(path: str | Path, *, target_sr: int = TARGET_SR) -> np.ndarray:
     return load_audio_with_rate(path, target_sr=target_sr)[0]
 
 
-def load_audio_with_rate(
-    path: str | Path, *, target_sr: int = TARGET_SR
-) -> tuple[np.ndarray, int]:
+def load_audio_with_rate(path: str | Path, *, target_sr: int = TARGET_SR) -> tuple[np.ndarray, int]:
     """``load_audio`` plus the file's own sample rate: ``(wave (n_samples,), stored_hz)``.
 
     The stored rate bounds what the wave can hold: 8 kHz telephone audio resampled to 16 kHz
