@@ -154,8 +154,10 @@ def part_fsdd(args: argparse.Namespace) -> dict[str, Any]:
         log(f"fsdd: + {len(synthetic)} synthetic digits in {time.perf_counter() - t0:.0f}s")
     log(f"fsdd: training {args.fsdd_minutes} min, testing on {args.fsdd_test_speaker}")
     res = train_and_test(
-        m["train"], m["dev"], m["test"], args.work / "fsdd_ckpt", args.fsdd_minutes
-    )
+        m["train"], m["dev"], m["test"], args.work / "fsdd_ckpt", args.fsdd_minutes,
+        tuple(args.fsdd_set),
+    )  # fmt: skip
+    res["overrides"] = list(args.fsdd_set)
     res["test_speaker"] = args.fsdd_test_speaker
     res["synthetic_repeats"] = args.fsdd_synthetic
     return res
@@ -452,6 +454,13 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=20.0)
     ap.add_argument("--fsdd-minutes", type=float, default=8.0)
     ap.add_argument("--fsdd-test-speaker", default="yweweler")
+    ap.add_argument(
+        "--fsdd-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fsdd: an ASR config override for this part (repeatable)",
+    )
     ap.add_argument(
         "--fsdd-synthetic",
         type=int,
