@@ -6,7 +6,7 @@ predictions with confidence, and saves/loads it as a checkpoint folder.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,3 +27,50 @@ class Model(Protocol):
     def save(self, directory: str | Path) -> None:
         """Write a Hugging Face folder plus ``earmark.json`` (see ``training.checkpoint``)."""
         ...
+
+
+class Recipe(Protocol):
+    """The other half of the contract: how the loop trains, measures and loads one kind of
+    model, without knowing its config keys or file layout."""
+
+    kind: str  # "asr" | "nlu"
+    needs_intent: bool  # trains on intents (NLU) rather than transcripts (ASR)
+
+    def train(
+        self,
+        train: Path,
+        dev: Path,
+        out: Path,
+        *,
+        config: str | None,
+        overrides: Sequence[str],
+        minutes: float,
+        init: Path | None,
+        log: Callable[[str], None],
+    ) -> Path:
+        """Train within ``minutes`` (warm-started from ``init``; resumed when ``out`` holds an
+        interrupted run of its own) and return the checkpoint folder to use."""
+        ...
+
+    def evaluate(
+        self, checkpoint: Path, rows: list[ManifestRow], *, n_resamples: int
+    ) -> dict[str, float | None]:
+        """The learning curve's numbers for this model on ``rows`` (point estimates)."""
+        ...
+
+    def load(self, checkpoint: Path) -> Model:
+        """The trained model behind ``Model``."""
+        ...
+
+
+def recipe(kind: str) -> Recipe:
+    """The recipe of ``kind`` ("asr" or "nlu"); imports torch and the model's package."""
+    if kind == "asr":
+        from training.asr.recipe import ASRRecipe
+
+        return ASRRecipe()
+    if kind == "nlu":
+        from training.nlu.recipe import NLURecipe
+
+        return NLURecipe()
+    raise ValueError(f"unknown model kind {kind!r}; expected 'asr' or 'nlu'")

@@ -32,6 +32,7 @@ from earmark.loop.curves import append_row, plot_curves
 from earmark.loop.pseudo import pseudo_asr_rows, pseudo_nlu_rows
 from earmark.loop.state import RunFolder, RunState
 from earmark.manifest import ManifestRow, read_manifest, write_manifest
+from earmark.records import Label
 from earmark.selection import UtteranceScores, make_strategy, read_scores, write_scores
 from earmark.selection.strategies import Combined, Diverse, Strategy
 
@@ -44,6 +45,11 @@ class Halves:
 
     asr: bool
     nlu: bool
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The model kinds to train, ASR first (its hypotheses feed the NLU's scoring)."""
+        return tuple(k for k in ("asr", "nlu") if getattr(self, k))
 
 
 def halves_of(cfg: LoopConfig) -> Halves:
@@ -157,65 +163,31 @@ def train_round(
     rd.mkdir(parents=True, exist_ok=True)
     checkpoints: dict[str, str] = {}
     row: dict[str, Any] = {"round": round_no}
-    test = cfg.data.test or cfg.data.dev
-    if halves.asr:
-        from training.asr.config import load_asr_config
-        from training.asr.evaluate import evaluate_asr
-        from training.asr.train import train_asr
+    test_rows = read_manifest(cfg.data.test or cfg.data.dev)
+    for kind in halves.kinds:
+        from training.model import recipe
 
-        n_human, n_pseudo = write_training_manifest(cfg, run, round_no, need_intent=False)
-        init = previous_checkpoint(run, round_no, "asr")
-        minutes = cfg.asr.minutes if init else cfg.asr.first_round_minutes
-        asr_cfg = load_asr_config(
-            cfg.asr.config or None, (*cfg.asr.overrides, f"train.max_minutes={minutes}")
+        model = recipe(kind)
+        settings = cfg.asr if kind == "asr" else cfg.nlu
+        n_human, n_pseudo = write_training_manifest(
+            cfg, run, round_no, need_intent=model.needs_intent
         )
+        init = previous_checkpoint(run, round_no, kind)
+        minutes = settings.minutes if init else settings.first_round_minutes
         say(
-            f"round {round_no}: training ASR on {_counts(n_human, n_pseudo)} "
+            f"round {round_no}: training {kind.upper()} on {_counts(n_human, n_pseudo)} "
             f"({minutes:g} min, warm start: {init})"
         )
-        out = rd / "asr"
-        result = train_asr(
-            asr_cfg, rd / "train_asr.jsonl", cfg.data.dev, out,
-            init=str(init) if init else None, resume=(out / "last" / "trainer_state.json").is_file(), log=say,
+        checkpoint = model.train(
+            rd / f"train_{kind}.jsonl", Path(cfg.data.dev), rd / kind,
+            config=settings.config or None, overrides=settings.overrides, minutes=minutes,
+            init=init, log=say,
         )  # fmt: skip
-        checkpoints["asr"] = str(result.checkpoint)
-        metrics = evaluate_asr(
-            result.checkpoint, read_manifest(test), n_resamples=cfg.eval_resamples
-        )
-        row.update(labelled_asr=n_human, wer=metrics["wer"]["value"], cer=metrics["cer"]["value"])
-        row["asr_confidence_auroc"] = metrics["confidence_auroc"]["value"]
+        checkpoints[kind] = str(checkpoint)
+        row[f"labelled_{kind}"] = n_human
+        row.update(model.evaluate(checkpoint, test_rows, n_resamples=cfg.eval_resamples))
         if cfg.self_training.enabled:
-            row["pseudo_asr"] = n_pseudo
-    if halves.nlu:
-        from training.nlu.evaluate import evaluate_nlu
-        from training.nlu.train import load_nlu_config, train_nlu
-
-        n_human, n_pseudo = write_training_manifest(cfg, run, round_no, need_intent=True)
-        init = previous_checkpoint(run, round_no, "nlu")
-        minutes = cfg.nlu.minutes if init else cfg.nlu.first_round_minutes
-        nlu_cfg = load_nlu_config(
-            cfg.nlu.config or None, (*cfg.nlu.overrides, f"budget_minutes={minutes}")
-        )
-        say(
-            f"round {round_no}: training NLU on {_counts(n_human, n_pseudo)} "
-            f"({minutes:g} min, warm start: {init})"
-        )
-        out = rd / "nlu"
-        train_nlu(
-            rd / "train_nlu.jsonl",
-            cfg.data.dev,
-            out,
-            nlu_cfg,
-            init=init,
-            resume=(out / "last").is_dir(),
-            log=say,
-        )
-        checkpoints["nlu"] = str(out)
-        metrics = evaluate_nlu(out, read_manifest(test), n_resamples=cfg.eval_resamples)
-        row.update(labelled_nlu=n_human)
-        row.update({k: metrics[k]["value"] for k in ("intent_accuracy", "entity_f1", "slu_f1")})
-        if cfg.self_training.enabled:
-            row["pseudo_nlu"] = n_pseudo
+            row[f"pseudo_{kind}"] = n_pseudo
     # the curve's x axis counts seed and human labels only, never the models' own
     row["labelled"] = max(row.get("labelled_asr", 0), row.get("labelled_nlu", 0))
     row = {
@@ -293,26 +265,24 @@ def score_round(cfg: LoopConfig, run: RunFolder, round_no: int, halves: Halves, 
     skip = unavailable_ids(run.root)
     pool = [r for r in read_manifest(cfg.data.pool) if r.id not in skip]
     say(f"round {round_no}: scoring {len(pool)} pool utterances")
+    from training.model import recipe
+
     asr_preds: dict[str, dict[str, Any]] = {}
     if halves.asr and pool:
-        from training.asr.transcribe import transcribe
-
-        asr_preds = {p["id"]: p for p in transcribe(ckpts["asr"], pool)}
+        asr = recipe("asr").load(Path(ckpts["asr"]))
+        asr_preds = {p["id"]: p for p in asr.predict(pool)}
         write_jsonl(rd / "asr_predictions.jsonl", asr_preds.values())
     nlu_preds: dict[str, dict[str, Any]] = {}
     if halves.nlu and pool:
-        from training.nlu.predict import predict
-
-        texts = [
-            (
-                r.id,
-                asr_preds[r.id]["text"]
-                if r.id in asr_preds
-                else (r.label.text if r.label else "") or "",
-            )
+        # the NLU reads what the ASR heard (the pool's own text on an NLU-only corpus)
+        heard = [
+            ManifestRow(r.utterance, Label(r.id, text=asr_preds[r.id]["text"]))
+            if r.id in asr_preds
+            else r
             for r in pool
         ]
-        nlu_preds = {p["id"]: p for p in predict(ckpts["nlu"], texts)}
+        nlu = recipe("nlu").load(Path(ckpts["nlu"]))
+        nlu_preds = {p["id"]: p for p in nlu.predict(heard)}
         write_jsonl(rd / "nlu_predictions.jsonl", nlu_preds.values())
     write_scores(
         rd / "scores.jsonl",

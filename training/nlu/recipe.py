@@ -1,0 +1,41 @@
+"""The NLU behind ``training.model.Recipe``: what the loop calls to train, measure and load it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from earmark.manifest import ManifestRow
+from training.nlu.evaluate import evaluate_nlu
+from training.nlu.predict import NLUModel
+from training.nlu.train import load_nlu_config, train_nlu
+
+
+class NLURecipe:
+    kind = "nlu"
+    needs_intent = True
+
+    def train(
+        self,
+        train: Path,
+        dev: Path,
+        out: Path,
+        *,
+        config: str | None,
+        overrides: Sequence[str],
+        minutes: float,
+        init: Path | None,
+        log: Callable[[str], None],
+    ) -> Path:
+        cfg = load_nlu_config(config, (*overrides, f"budget_minutes={minutes}"))
+        train_nlu(train, dev, out, cfg, init=init, resume=(out / "last").is_dir(), log=log)
+        return out
+
+    def evaluate(
+        self, checkpoint: Path, rows: list[ManifestRow], *, n_resamples: int
+    ) -> dict[str, float | None]:
+        m = evaluate_nlu(checkpoint, rows, n_resamples=n_resamples)
+        return {k: m[k]["value"] for k in ("intent_accuracy", "entity_f1", "slu_f1")}
+
+    def load(self, checkpoint: Path) -> NLUModel:
+        return NLUModel.load(checkpoint)
