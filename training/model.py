@@ -34,7 +34,6 @@ class Recipe(Protocol):
     model, without knowing its config keys or file layout."""
 
     kind: str  # "asr" | "nlu"
-    needs_intent: bool  # trains on intents (NLU) rather than transcripts (ASR)
 
     def train(
         self,

@@ -88,9 +88,9 @@ def labelled_rows(
 
 
 def pseudo_rows(
-    cfg: LoopConfig, run: RunFolder, round_no: int, human: list[ManifestRow], *, need_intent: bool
+    cfg: LoopConfig, run: RunFolder, round_no: int, human: list[ManifestRow], kind: str
 ) -> list[ManifestRow]:
-    """Self-training rows for this round's ASR (or NLU with ``need_intent``); [] when
+    """Self-training rows for this round's ``kind`` of model ("asr" or "nlu"); [] when
     ``self_training`` is off or in round 1.
 
     The previous round's predictions on pool utterances nobody else labels (not pushed,
@@ -101,13 +101,12 @@ def pseudo_rows(
     """
     if not cfg.self_training.enabled or round_no <= 1:
         return []
-    kind = "nlu" if need_intent else "asr"
     prev = run.round_dir(round_no - 1)
     asr = _read_predictions(prev / "asr_predictions.jsonl", "ASR predictions")
     exclude = unavailable_ids(run.root) | {r.id for r in human}
     version = str(previous_checkpoint(run, round_no, kind) or f"round {round_no - 1} {kind}")
     pool = read_manifest(cfg.data.pool)
-    if need_intent:
+    if kind == "nlu":
         nlu = _read_predictions(prev / "nlu_predictions.jsonl", "NLU predictions")
         rows = pseudo_nlu_rows(
             pool, nlu, asr, exclude=exclude, settings=cfg.self_training, version=version
@@ -121,15 +120,17 @@ def pseudo_rows(
 
 
 def write_training_manifest(
-    cfg: LoopConfig, run: RunFolder, round_no: int, *, need_intent: bool
-) -> tuple[int, int]:
-    """Write this round's ``train_asr.jsonl`` (or ``train_nlu.jsonl``): seed and human rows, then
-    any self-training rows. Returns ``(human, pseudo)``; only the first counts as labelled."""
+    cfg: LoopConfig, run: RunFolder, round_no: int, kind: str
+) -> tuple[Path, int, int]:
+    """Write this round's ``train_{kind}.jsonl``: seed and human rows (with intents for the
+    NLU, transcripts for the ASR), then any self-training rows. Returns ``(path, human,
+    pseudo)``; only the human count is "labelled"."""
     rd = run.round_dir(round_no)
-    human = labelled_rows(cfg, run.root, rd, need_intent=need_intent)
-    pseudo = pseudo_rows(cfg, run, round_no, human, need_intent=need_intent)
-    write_manifest(rd / ("train_nlu.jsonl" if need_intent else "train_asr.jsonl"), human + pseudo)
-    return len(human), len(pseudo)
+    human = labelled_rows(cfg, run.root, rd, need_intent=kind == "nlu")
+    pseudo = pseudo_rows(cfg, run, round_no, human, kind)
+    path = rd / f"train_{kind}.jsonl"
+    write_manifest(path, human + pseudo)
+    return path, len(human), len(pseudo)
 
 
 def _read_predictions(path: Path, what: str) -> dict[str, dict[str, Any]]:
@@ -169,9 +170,7 @@ def train_round(
 
         model = recipe(kind)
         settings = cfg.asr if kind == "asr" else cfg.nlu
-        n_human, n_pseudo = write_training_manifest(
-            cfg, run, round_no, need_intent=model.needs_intent
-        )
+        train, n_human, n_pseudo = write_training_manifest(cfg, run, round_no, kind)
         init = previous_checkpoint(run, round_no, kind)
         minutes = settings.minutes if init else settings.first_round_minutes
         say(
@@ -179,7 +178,7 @@ def train_round(
             f"({minutes:g} min, warm start: {init})"
         )
         checkpoint = model.train(
-            rd / f"train_{kind}.jsonl", Path(cfg.data.dev), rd / kind,
+            train, Path(cfg.data.dev), rd / kind,
             config=settings.config or None, overrides=settings.overrides, minutes=minutes,
             init=init, log=say,
         )  # fmt: skip

@@ -231,22 +231,21 @@ def _cfg(run: RunFolder, enabled: bool) -> LoopConfig:
     return load_loop_config(None, [*overrides, f"self_training.enabled={str(enabled).lower()}"])
 
 
-@pytest.mark.parametrize(("need_intent", "kind"), [(False, "asr"), (True, "nlu")])
+@pytest.mark.parametrize("kind", ["asr", "nlu"])
 def test_training_manifest_appends_pseudo_rows_from_the_previous_round(
-    run_with_predictions: RunFolder, need_intent: bool, kind: str
+    run_with_predictions: RunFolder, kind: str
 ) -> None:
     run = run_with_predictions
     before = {p for p in run.root.rglob("*") if p.is_file()}
-    n_human, n_pseudo = rounds.write_training_manifest(
-        _cfg(run, True), run, 2, need_intent=need_intent
-    )
+    path, n_human, n_pseudo = rounds.write_training_manifest(_cfg(run, True), run, 2, kind)
     assert (n_human, n_pseudo) == (1, 1)
     rd = run.round_dir(2)
+    assert path == rd / f"train_{kind}.jsonl"
     pseudo = read_manifest(rd / f"pseudo_{kind}.jsonl")
     assert ids(pseudo) == ["u4"]  # u1 unsure, u2 human-labelled, u3 pushed
     label = pseudo[0].label
     assert label is not None and label.source is LabelSource.MODEL
-    assert label.version == ("r1/nlu" if need_intent else "r1/asr/best")
+    assert label.version == ("r1/nlu" if kind == "nlu" else "r1/asr/best")
     train = read_manifest(rd / f"train_{kind}.jsonl")
     assert [(r.id, r.label.source if r.label else None) for r in train] == [
         ("u2", LabelSource.HUMAN), ("u4", LabelSource.MODEL),
@@ -257,6 +256,6 @@ def test_training_manifest_appends_pseudo_rows_from_the_previous_round(
 
 def test_no_pseudo_rows_when_disabled_or_in_round_one(run_with_predictions: RunFolder) -> None:
     run = run_with_predictions
-    assert rounds.write_training_manifest(_cfg(run, False), run, 2, need_intent=False) == (1, 0)
+    assert rounds.write_training_manifest(_cfg(run, False), run, 2, "asr")[1:] == (1, 0)
     assert not (run.round_dir(2) / "pseudo_asr.jsonl").exists()
-    assert rounds.write_training_manifest(_cfg(run, True), run, 1, need_intent=False) == (1, 0)
+    assert rounds.write_training_manifest(_cfg(run, True), run, 1, "asr")[1:] == (1, 0)

@@ -14,7 +14,6 @@ from training.asr.transcribe import ASRModel
 
 class ASRRecipe:
     kind = "asr"
-    needs_intent = False
 
     def train(
         self,

@@ -13,7 +13,6 @@ from training.nlu.train import load_nlu_config, train_nlu
 
 class NLURecipe:
     kind = "nlu"
-    needs_intent = True
 
     def train(
         self,
