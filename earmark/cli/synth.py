@@ -1,4 +1,5 @@
-"""``earmark corpus synth``: a thin wrapper around ``earmark.corpus.synth.build_corpus``."""
+"""``earmark corpus synth`` and ``speak``: thin wrappers around ``earmark.corpus.synth.build_corpus``
+and ``earmark.corpus.phrases.speak_phrases``."""
 
 from __future__ import annotations
 
@@ -77,5 +78,43 @@ def synth_command(
     )
 
 
+def speak_command(
+    phrases: Path = typer.Argument(
+        ...,
+        exists=True,
+        dir_okay=False,
+        readable=True,
+        help="A text file: one phrase a line (blank lines skipped).",
+    ),  # fmt: skip
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for phrases.jsonl and audio/."),
+    repeats: int = typer.Option(1, "--repeats", help="Renderings of each phrase by each voice."),
+    sample_rate: int = typer.Option(
+        16000, "--sample-rate", help="8000 for telephone-band audio like the recordings it joins."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Random seed: voices, noise and levels."),
+    config: Path | None = typer.Option(
+        None, "--config", help="Synthesis YAML (voices, noise; see configs/corpus.yaml)."
+    ),
+    overrides: list[str] = typer.Option([], "--set", help="Override a config key (repeatable)."),
+) -> None:
+    """Speak your own phrases in every built-in voice (labelled speech for a new vocabulary).
+
+    Writes OUT/phrases.jsonl (id, audio, text) and OUT/audio/*.wav; a rebuild reuses the audio.
+    """
+    from earmark.config import load_config
+    from earmark.corpus.phrases import speak_phrases
+    from earmark.corpus.synth import SynthConfig
+    from earmark.manifest import read_manifest
+
+    lines = [line.strip() for line in phrases.read_text().splitlines() if line.strip()]
+    manifest = speak_phrases(
+        lines, out, load_config(SynthConfig, config, overrides), seed=seed, repeats=repeats,
+        sample_rate=sample_rate,
+    )  # fmt: skip
+    n = len(read_manifest(manifest))
+    Console(highlight=False).print(f"{manifest}: {n} utterances of {len(lines)} phrase(s)")
+
+
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     groups["corpus"].command("synth")(synth_command)
+    groups["corpus"].command("speak")(speak_command)

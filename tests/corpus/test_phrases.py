@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import soundfile as sf
 
@@ -37,3 +40,19 @@ def test_speaks_band_limited_audio_and_reuses_it(tmp_path):
     mtimes = {r.id: tmp_path.joinpath(r.utterance.audio).stat().st_mtime_ns for r in rows}
     speak_phrases(["two", "seven"], tmp_path, cfg, repeats=1, sample_rate=8000)
     assert {r.id: tmp_path.joinpath(r.utterance.audio).stat().st_mtime_ns for r in rows} == mtimes
+
+
+def test_cli_speaks_a_phrase_file_and_names_a_missing_one(tmp_path):
+    phrases = tmp_path / "phrases.txt"
+    phrases.write_text("Call Mum\n\nturn off the lights\n")
+    cmd = [sys.executable, "-m", "earmark.cli.main", "corpus", "speak"]
+    out = ["--out", str(tmp_path / "out"), "--set", "n_voices=2"]
+    done = subprocess.run([*cmd, str(phrases), *out], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "4 utterances of 2 phrase(s)" in done.stdout
+    rows = read_manifest(tmp_path / "out" / "phrases.jsonl", check_audio=True)
+    assert {r.label.text for r in rows if r.label} == {"call mum", "turn off the lights"}
+    missing = subprocess.run(
+        [*cmd, str(tmp_path / "nope.txt"), *out], capture_output=True, text=True
+    )
+    assert missing.returncode != 0 and "nope.txt" in missing.stderr
