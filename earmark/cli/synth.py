@@ -85,7 +85,7 @@ def speak_command(
         dir_okay=False,
         readable=True,
         help="A text file: one phrase a line (blank lines skipped).",
-    ),  # fmt: skip
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for phrases.jsonl and audio/."),
     repeats: int = typer.Option(1, "--repeats", help="Renderings of each phrase by each voice."),
     sample_rate: int = typer.Option(

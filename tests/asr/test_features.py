@@ -1,16 +1,15 @@
-"""Feature front end: mixed bandwidth and the optional noise floor, on real FSDD audio (8 kHz)."""
+"""Feature front end: mixed bandwidth, on real FSDD audio (8 kHz)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 from transformers import ParakeetFeatureExtractor
 
 from earmark.manifest import ManifestRow
 from earmark.records import Utterance
-from training.asr.features import add_noise_floor, band_top_hz, load_example
+from training.asr.features import band_top_hz, load_example
 from training.asr.model import ModelConfig, build_recogniser
 
 pytestmark = pytest.mark.shared
@@ -39,14 +38,3 @@ def test_an_extractor_without_the_setting_keeps_every_band(shared_data):
     fe = ParakeetFeatureExtractor(feature_size=80)  # e.g. a pretrained checkpoint's
     (view,) = load_example(_row(shared_data), fe, rec.encode)
     assert (view.features.abs().sum(0) > 0).all()
-
-
-def test_noise_floor_sits_where_asked_below_the_loudest_frame_and_is_repeatable():
-    t = np.arange(16000) / 16000
-    wave = np.where(t < 0.5, 0.5 * np.sin(2 * np.pi * 440 * t), 0.0).astype(np.float32)
-    out = add_noise_floor(wave, 30.0)
-    assert out.shape == wave.shape and out.dtype == np.float32
-    quiet = out[12000:]  # the silent half now holds only the floor
-    floor_db = 20 * np.log10(np.sqrt((quiet**2).mean()) / (0.5 / np.sqrt(2)))
-    assert floor_db == pytest.approx(-30.0, abs=0.5)
-    np.testing.assert_array_equal(add_noise_floor(wave, 30.0), out)

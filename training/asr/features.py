@@ -52,9 +52,6 @@ def extract(
     scaled by any speed change); mel bands reaching above it are zeroed when the extractor
     asks for it (``band_limit_features``).
     """
-    floor_db = float(getattr(feature_extractor, "noise_floor_db", 0.0) or 0.0)
-    if floor_db > 0:
-        wave = add_noise_floor(wave, floor_db)
     out = feature_extractor(wave, sampling_rate=TARGET_SR, return_tensors="pt")
     name = feature_extractor.model_input_names[0]
     feats = out[name][0]
@@ -67,20 +64,6 @@ def extract(
     ):
         feats[:, band_top_hz(feature_extractor) > bandwidth_hz] = 0.0
     return feats.float().contiguous()
-
-
-def add_noise_floor(wave: np.ndarray, below_peak_db: float) -> np.ndarray:
-    """``wave`` plus white noise ``below_peak_db`` under its loudest 25 ms (RMS), shape kept.
-
-    The noise is drawn from a generator seeded by the length, so the same audio always gets
-    the same features (training, transcription and evaluation agree)."""
-    frame = int(0.025 * TARGET_SR)
-    n = len(wave) // frame * frame
-    if n == 0:
-        return wave
-    peak = float(np.sqrt((wave[:n].reshape(-1, frame) ** 2).mean(axis=1)).max())
-    noise = np.random.default_rng(len(wave)).standard_normal(len(wave)).astype(np.float32)
-    return (wave + noise * peak * 10 ** (-below_peak_db / 20)).astype(np.float32)
 
 
 def band_top_hz(feature_extractor: Any) -> torch.Tensor:

@@ -55,10 +55,6 @@ class ModelConfig:
     num_mel_bins: int = 80
     dropout: float = 0.0
     layerdrop: float = 0.0
-    # White noise this many dB below the loudest 25 ms of each utterance, added before the
-    # features (0 = off): recordings then differ less in how far their pauses fall below the
-    # speech, a cue that is the microphone's and the room's, not the words'.
-    noise_floor_db: float = 0.0
 
 
 @dataclass
@@ -185,7 +181,6 @@ def build_recogniser(config: ModelConfig) -> Recogniser:
     fe = ParakeetFeatureExtractor(feature_size=config.num_mel_bins)
     # Saved in preprocessor_config.json; read by training.asr.features.
     setattr(fe, "band_limit_features", True)  # noqa: B010 (not a declared attribute)
-    setattr(fe, "noise_floor_db", config.noise_floor_db)  # noqa: B010
     return Recogniser(model, fe, make_tokenizer(vocab), vocab)
 
 
