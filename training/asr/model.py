@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from earmark.errors import CheckpointError
+from earmark.fileio import write_json
 
 if TYPE_CHECKING:
     import torch
@@ -125,13 +125,6 @@ class Recogniser:
 
             for name in LM_FILES:
                 shutil.copyfile(self.lm_dir / name, directory / name)
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
 
 
 def make_tokenizer(vocab: dict[str, int]) -> Any:
