@@ -11,6 +11,7 @@ passed to the server through its environment, never on the command line or in lo
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -59,8 +60,21 @@ def ensure_installed(config: StudioConfig, say: Say = _quiet) -> Path:
     if exe.is_file():
         return exe
     venv = venv_dir(config)
-    say(f"installing label-studio {config.server.version} into {venv} (first use, ~1 minute)")
     venv.parent.mkdir(parents=True, exist_ok=True)
+    # Two processes (a demo and a test run, two loops) must not pip into one venv at once:
+    # the second waits for the first and then finds Label Studio installed.
+    with open(venv.parent / f".{venv.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if exe.is_file():
+            return exe
+        _install(config, venv, say)
+    if not exe.is_file():
+        raise StudioError(f"installing Label Studio into {venv} left no {exe}")
+    return exe
+
+
+def _install(config: StudioConfig, venv: Path, say: Say) -> None:
+    say(f"installing label-studio {config.server.version} into {venv} (first use, ~1 minute)")
     base_python = getattr(sys, "_base_executable", sys.executable)
     steps = [
         [base_python, "-m", "venv", str(venv)],
@@ -72,9 +86,6 @@ def ensure_installed(config: StudioConfig, say: Say = _quiet) -> Path:
         if proc.returncode != 0:
             tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
             raise StudioError(f"installing Label Studio into {venv} failed ({cmd[-1]}): {tail}")
-    if not exe.is_file():
-        raise StudioError(f"installing Label Studio into {venv} left no {exe}")
-    return exe
 
 
 # -- secrets -----------------------------------------------------------------------------------

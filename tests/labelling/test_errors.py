@@ -128,3 +128,29 @@ def test_cli_round_with_flags_lists_them_for_review(studio, corpus_factory):
     assert "3 flagged" in outs[3] and "0 understanding task(s) created" in outs[3]
     assert '{"flagged": 3}' in outs[4] and "simulated annotator" in outs[4]
     assert all(re.search(rf"u00{i}\W+flagged", outs[4]) for i in range(3))
+
+
+def test_a_second_install_waits_for_the_first_and_reuses_it(tmp_path):
+    """Two processes starting Label Studio at once (a demo and a test run) share one venv:
+    the second waits on the install lock and then finds the executable, installing nothing."""
+    import fcntl
+    import threading
+
+    from labelling.server import ensure_installed
+    from labelling.settings import load_studio_config
+
+    venv = tmp_path / "ls-venv"
+    config = load_studio_config(None, [f"server.venv={venv}"])
+    result: list[Path] = []
+    with open(tmp_path / ".ls-venv.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # "the first installer" is busy
+        waiter = threading.Thread(target=lambda: result.append(ensure_installed(config)))
+        waiter.start()
+        waiter.join(timeout=1.0)
+        assert waiter.is_alive() and not result  # waiting, not installing
+        exe = venv / "bin" / "label-studio"
+        exe.parent.mkdir(parents=True)
+        exe.write_text("#!/bin/sh\n")  # the first installer finishes
+    waiter.join(timeout=10)
+    assert result == [exe]
+    assert sorted(p.name for p in venv.iterdir()) == ["bin"]  # no second venv was built
