@@ -1,7 +1,7 @@
 """Metric statistics shared by the ASR and NLU evaluations (numpy only).
 
-Bootstrap confidence intervals, AUROC of a confidence for predicting errors, and expected
-calibration error.
+Bootstrap confidence intervals, AUROC and rank correlation of a confidence for predicting
+errors, and expected calibration error.
 """
 
 from __future__ import annotations
@@ -70,21 +70,12 @@ def ratio_statistic(
     return stat
 
 
-def auroc(scores: Sequence[float], positives: Sequence[bool]) -> float:
-    """Area under the ROC curve of ``scores`` for ``positives`` (ties count one half).
-
-    NaN when either class is absent. For confidence-predicts-error, pass ``-confidence`` (or
-    ``1 - confidence``) as the score and "has an error" as the positive.
-    """
-    s = np.asarray(scores, dtype=float)
-    y = np.asarray(positives, dtype=bool)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
+def average_ranks(values: Sequence[float]) -> np.ndarray:
+    """1-based ranks of ``values``; tied values share the mean of their ranks."""
+    s = np.asarray(values, dtype=float)
     order = np.argsort(s, kind="mergesort")
     ranks = np.empty(len(s), dtype=float)
     sorted_s = s[order]
-    # average ranks over ties
     i = 0
     while i < len(s):
         j = i
@@ -92,7 +83,37 @@ def auroc(scores: Sequence[float], positives: Sequence[bool]) -> float:
             j += 1
         ranks[order[i : j + 1]] = (i + j) / 2 + 1
         i = j + 1
+    return ranks
+
+
+def auroc(scores: Sequence[float], positives: Sequence[bool]) -> float:
+    """Area under the ROC curve of ``scores`` for ``positives`` (ties count one half).
+
+    NaN when either class is absent. For confidence-predicts-error, pass ``-confidence`` (or
+    ``1 - confidence``) as the score and "has an error" as the positive.
+    """
+    y = np.asarray(positives, dtype=bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = average_ranks(scores)
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman rank correlation of ``x`` and ``y`` (ties share ranks); NaN when either is constant.
+
+    Unlike an AUROC it needs no two classes: "does a lower confidence go with more word
+    errors" has an answer even when every utterance has some error (a weak early model).
+    """
+    if len(x) != len(y):
+        raise ValueError(f"spearman: {len(x)} values against {len(y)}")
+    if len(x) < 2:
+        return float("nan")
+    rx, ry = average_ranks(x), average_ranks(y)
+    if rx.std() == 0 or ry.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(rx, ry)[0, 1])
 
 
 def expected_calibration_error(

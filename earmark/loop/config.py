@@ -43,6 +43,24 @@ class SelectionConfig:
     diverse: bool = True
     diversity_factor: float = 3.0
     asr_weight: float = 0.5
+    # score a seeded random subset of this many selectable pool utterances per round (0 = all):
+    # decoding the whole pool every round is most of a round's time on a big pool
+    pool_sample: int = 0
+    # > 0: select at random in rounds where, on dev, the strategy's priority ranks the models'
+    # errors with a Spearman correlation below this (earmark/loop/warmup.py); 0 = always trust it
+    min_rank_correlation: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.pool_sample < 0:
+            raise ConfigError(
+                f"config key 'selection.pool_sample': must be >= 0 (0 = the whole pool), "
+                f"got {self.pool_sample}"
+            )
+        if not 0.0 <= self.min_rank_correlation <= 1.0:
+            raise ConfigError(
+                f"config key 'selection.min_rank_correlation': must be in [0, 1] (0 = off), "
+                f"got {self.min_rank_correlation}"
+            )
 
 
 @dataclass(frozen=True)

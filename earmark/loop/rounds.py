@@ -31,10 +31,11 @@ from earmark.loop.config import LoopConfig
 from earmark.loop.curves import append_row, plot_curves
 from earmark.loop.pseudo import pseudo_asr_rows, pseudo_nlu_rows
 from earmark.loop.state import RunFolder, RunState
+from earmark.loop.warmup import RankCheck, rank_check, utterance_errors
 from earmark.manifest import ManifestRow, read_manifest, write_manifest
 from earmark.records import Label
 from earmark.selection import UtteranceScores, make_strategy, read_scores, write_scores
-from earmark.selection.strategies import Combined, Diverse, Strategy
+from earmark.selection.strategies import Combined, Diverse, Random, Strategy
 
 Say = Callable[[str], None]
 
@@ -257,36 +258,95 @@ def unavailable_ids(workspace: Path) -> set[str]:
     return pushed | excluded_ids(workspace)
 
 
-def score_round(cfg: LoopConfig, run: RunFolder, round_no: int, halves: Halves, say: Say) -> None:
-    """Predict on the selectable pool with this round's models; write predictions and scores."""
-    rd = run.round_dir(round_no)
-    ckpts = json.loads((rd / "checkpoints.json").read_text())
-    skip = unavailable_ids(run.root)
-    pool = [r for r in read_manifest(cfg.data.pool) if r.id not in skip]
-    say(f"round {round_no}: scoring {len(pool)} pool utterances")
+def _predict(
+    ckpts: dict[str, str], rows: list[ManifestRow], halves: Halves
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """ASR and/or NLU predictions for ``rows``; the NLU reads what the ASR heard (the rows' own
+    text on an NLU-only corpus)."""
     from training.model import recipe
 
     asr_preds: dict[str, dict[str, Any]] = {}
-    if halves.asr and pool:
+    if halves.asr and rows:
         asr = recipe("asr").load(Path(ckpts["asr"]))
-        asr_preds = {p["id"]: p for p in asr.predict(pool)}
-        write_jsonl(rd / "asr_predictions.jsonl", asr_preds.values())
+        asr_preds = {p["id"]: p for p in asr.predict(rows)}
     nlu_preds: dict[str, dict[str, Any]] = {}
-    if halves.nlu and pool:
-        # the NLU reads what the ASR heard (the pool's own text on an NLU-only corpus)
+    if halves.nlu and rows:
         heard = [
             ManifestRow(r.utterance, Label(r.id, text=asr_preds[r.id]["text"]))
             if r.id in asr_preds
             else r
-            for r in pool
+            for r in rows
         ]
         nlu = recipe("nlu").load(Path(ckpts["nlu"]))
         nlu_preds = {p["id"]: p for p in nlu.predict(heard)}
-        write_jsonl(rd / "nlu_predictions.jsonl", nlu_preds.values())
+    return asr_preds, nlu_preds
+
+
+def _write_predictions(
+    rd: Path, prefix: str, asr: dict[str, dict[str, Any]], nlu: dict[str, dict[str, Any]]
+) -> None:
+    if asr:
+        write_jsonl(rd / f"{prefix}asr_predictions.jsonl", asr.values())
+    if nlu:
+        write_jsonl(rd / f"{prefix}nlu_predictions.jsonl", nlu.values())
+
+
+def sample_pool(cfg: LoopConfig, pool: list[ManifestRow], round_no: int) -> list[ManifestRow]:
+    """The pool this round scores: all of it, or ``selection.pool_sample`` of it drawn with a
+    generator seeded by the run's seed and the round (a resumed round draws the same)."""
+    n = cfg.selection.pool_sample
+    if not n or len(pool) <= n:
+        return pool
+    rng = np.random.default_rng([cfg.seed, round_no])
+    return [pool[i] for i in np.sort(rng.choice(len(pool), n, replace=False))]
+
+
+def score_round(cfg: LoopConfig, run: RunFolder, round_no: int, halves: Halves, say: Say) -> None:
+    """Predict on the selectable pool (or a sample of it) with this round's models; write
+    predictions and scores. With the warm-up check on, predict on dev too (``select_round``
+    measures there whether the strategy's ranking can be trusted yet)."""
+    rd = run.round_dir(round_no)
+    ckpts = json.loads((rd / "checkpoints.json").read_text())
+    skip = unavailable_ids(run.root)
+    selectable = [r for r in read_manifest(cfg.data.pool) if r.id not in skip]
+    pool = sample_pool(cfg, selectable, round_no)
+    if len(pool) < len(selectable):
+        say(
+            f"round {round_no}: scoring a random {len(pool)} of {len(selectable)} selectable "
+            f"pool utterances (selection.pool_sample)"
+        )
+    else:
+        say(f"round {round_no}: scoring {len(pool)} pool utterances")
+    if _checks_ranking(cfg):
+        dev = [r for r in read_manifest(cfg.data.dev) if r.label is not None]
+        say(f"round {round_no}: scoring {len(dev)} dev utterances (selection.min_rank_correlation)")
+        _write_predictions(rd, "dev_", *_predict(ckpts, dev, halves))
+    asr_preds, nlu_preds = _predict(ckpts, pool, halves)
+    _write_predictions(rd, "", asr_preds, nlu_preds)
     write_scores(
         rd / "scores.jsonl",
         (scores_from_predictions(asr_preds.get(r.id), nlu_preds.get(r.id), r.id) for r in pool),
     )
+
+
+def _checks_ranking(cfg: LoopConfig) -> bool:
+    return cfg.selection.min_rank_correlation > 0 and cfg.selection.strategy != "random"
+
+
+def _dev_rank_check(
+    cfg: LoopConfig, rd: Path, strategy: Strategy, asr_weight: float, halves: Halves
+) -> RankCheck:
+    """How well ``strategy`` ranks this round's models' errors on dev (predicted by ``score_round``)."""
+    dev = [r for r in read_manifest(cfg.data.dev) if r.label is not None]
+    wanted = [rd / f"dev_{k}_predictions.jsonl" for k in halves.kinds]
+    if not all(p.is_file() for p in wanted):  # scored before the check was switched on
+        ckpts = json.loads((rd / "checkpoints.json").read_text())
+        _write_predictions(rd, "dev_", *_predict(ckpts, dev, halves))
+    asr = _read_predictions(rd / "dev_asr_predictions.jsonl", "dev ASR") if halves.asr else {}
+    nlu = _read_predictions(rd / "dev_nlu_predictions.jsonl", "dev NLU") if halves.nlu else {}
+    scores = [scores_from_predictions(asr.get(r.id), nlu.get(r.id), r.id) for r in dev]
+    errors = utterance_errors(dev, asr, nlu, asr_weight)
+    return rank_check(strategy, scores, errors, cfg.selection.min_rank_correlation)
 
 
 def select_round(
@@ -295,21 +355,22 @@ def select_round(
     rd = run.round_dir(round_no)
     sel = cfg.selection
     name = sel.strategy
+    seed = cfg.seed + round_no
+    asr_weight = sel.asr_weight if halves.asr and halves.nlu else (1.0 if halves.asr else 0.0)
     strategy: Strategy
     if name == "combined":
-        base = Combined(
-            seed=cfg.seed + round_no,
-            asr_weight=sel.asr_weight if halves.asr and halves.nlu else 1.0,
-        )
-        strategy = (
-            Diverse(base, factor=sel.diversity_factor, seed=cfg.seed + round_no)
-            if sel.diverse
-            else base
-        )
+        base = Combined(seed=seed, asr_weight=asr_weight)
+        strategy = Diverse(base, factor=sel.diversity_factor, seed=seed) if sel.diverse else base
     else:
-        strategy = make_strategy(
-            name, cfg.seed + round_no, diverse=sel.diverse, factor=sel.diversity_factor
-        )
+        strategy = make_strategy(name, seed, diverse=sel.diverse, factor=sel.diversity_factor)
+    if _checks_ranking(cfg):
+        check = _dev_rank_check(cfg, rd, strategy, asr_weight, halves)
+        write_json(rd / "rank_check.json", check.to_dict())
+        if check.informative:
+            say(f"round {round_no}: {check.describe()}: following it")
+        else:
+            say(f"round {round_no}: {check.describe()}: selecting at random this round")
+            strategy = Random(seed=seed)
     batch = cfg.batch
     if cfg.stopping.label_budget:
         batch = min(batch, cfg.stopping.label_budget - human_labelled(run.root))

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -35,7 +36,9 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def loop_config(corpus: Path, studio: Studio, rounds: int) -> Path:
+def loop_config(
+    corpus: Path, studio: Studio, rounds: int, selection: dict[str, Any] | None = None
+) -> Path:
     studio_yaml = studio.workspace.parent / "studio.yaml"
     save_config(studio.config, studio_yaml)
     cfg = {
@@ -48,6 +51,7 @@ def loop_config(corpus: Path, studio: Studio, rounds: int) -> Path:
             "schema": str(corpus / "corpus.json"),
         },
         "batch": BATCH,
+        "selection": selection or {},
         # tiny step budgets: the test checks the loop's bookkeeping, not model quality
         "asr": {
             "overrides": ["train.max_steps=3", "train.eval_max_utterances=10"],
@@ -143,6 +147,32 @@ def test_two_round_loop_against_a_real_server(tiny_corpus: Path, studio: Studio)
         again = run_cli(loop_config(tiny_corpus, studio, rounds=2), run)
     assert again.returncode == 1
     assert "is in use by another earmark loop" in again.stderr
+
+
+def test_a_round_scores_a_pool_sample_and_falls_back_to_random_until_its_ranking_holds(
+    tiny_corpus: Path, studio: Studio
+) -> None:
+    run = studio.workspace
+    # a 3-step model cannot rank dev errors with a Spearman correlation of 0.99
+    selection = {"pool_sample": 10, "min_rank_correlation": 0.99}
+    out = run_cli(loop_config(tiny_corpus, studio, rounds=1, selection=selection), run)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rd = run / "rounds" / "r001"
+    log = out.stdout + out.stderr
+    assert "scoring a random 10 of 24 selectable pool utterances" in log
+    scored = {s.id for s in read_scores(rd / "scores.jsonl")}
+    assert len(scored) == 10
+    dev_ids = {r.id for r in read_manifest(tiny_corpus / "dev.jsonl")}
+    for kind in ("asr", "nlu"):
+        lines = (rd / f"dev_{kind}_predictions.jsonl").read_text().splitlines()
+        assert {json.loads(x)["id"] for x in lines} == dev_ids
+    check = json.loads((rd / "rank_check.json").read_text())
+    assert check["strategy"] == "diverse(combined)" and check["utterances"] == len(dev_ids)
+    assert check["informative"] is False and check["threshold"] == 0.99
+    assert "selecting at random this round" in log
+    selection_rows = [json.loads(x) for x in (rd / "selection.jsonl").read_text().splitlines()]
+    assert len(selection_rows) == BATCH and {r["id"] for r in selection_rows} <= scored
+    assert {r["strategy"] for r in selection_rows} == {"random"}
 
 
 def _meta_created(run: Path, round_no: int, model: str) -> float:

@@ -17,7 +17,13 @@ from earmark.errors import ManifestError
 from earmark.manifest import ManifestRow
 from training.asr.metrics import UtteranceScore, score_utterance
 from training.asr.transcribe import transcribe
-from training.stats import auroc, bootstrap, expected_calibration_error, ratio_statistic
+from training.stats import (
+    auroc,
+    bootstrap,
+    expected_calibration_error,
+    ratio_statistic,
+    spearman,
+)
 
 
 def score_predictions(
@@ -40,8 +46,10 @@ def summarize(
     n_resamples: int = 1000,
     n_worst: int = 10,
 ) -> dict[str, Any]:
-    """Metrics dict: ``wer``, ``cer``, ``ser``, ``confidence_auroc``, ``word_confidence_auroc``
-    (each ``{"value", "low", "high"}``), ``confidence_ece``, ``n_utterances``, ``worst``."""
+    """Metrics dict: ``wer``, ``cer``, ``ser``, ``confidence_auroc``, ``confidence_spearman``
+    (rank correlation of low confidence with utterance WER), ``word_confidence_auroc`` (each
+    ``{"value", "low", "high"}``), ``confidence_ece``, ``n_utterances``, ``n_correct``
+    (utterances without a word error), ``worst``."""
     n = len(scores)
     word_err = [s.word_errors for s in scores]
     wer = bootstrap(
@@ -56,6 +64,10 @@ def summarize(
     ser = bootstrap(lambda idx: float(has_error[idx].mean()), n, n_resamples=n_resamples)
     conf = np.array([p["confidence"] for p in preds], dtype=float)
     utt_auroc = bootstrap(lambda idx: auroc(-conf[idx], has_error[idx]), n, n_resamples=n_resamples)
+    # graded: does lower confidence go with a higher utterance WER (defined even when every
+    # utterance has an error, where the AUROC rests on a handful of correct ones or none)
+    utt_wer = np.array([s.word_errors / max(1, s.ref_words) for s in scores], dtype=float)
+    utt_rank = bootstrap(lambda idx: spearman(-conf[idx], utt_wer[idx]), n, n_resamples=n_resamples)
     # word level: hypothesis words of each utterance, resampled by utterance
     word_conf = [np.array([w["confidence"] for w in p["words"]], dtype=float) for p in preds]
     word_wrong = [~np.array(s.hyp_word_correct, dtype=bool) for s in scores]
@@ -78,6 +90,8 @@ def summarize(
         "cer": cer.to_dict(),
         "ser": ser.to_dict(),
         "confidence_auroc": utt_auroc.to_dict(),
+        "confidence_spearman": utt_rank.to_dict(),
+        "n_correct": int((~has_error).sum()),
         "word_confidence_auroc": word_auroc.to_dict(),
         "confidence_ece": expected_calibration_error(conf.tolist(), (~has_error).tolist()),
         "n_utterances": n,

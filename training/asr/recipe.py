@@ -11,6 +11,8 @@ from training.asr.evaluate import evaluate_asr
 from training.asr.train import train_asr
 from training.asr.transcribe import ASRModel
 
+MIN_CLASS_FOR_AUROC = 10  # utterances with and without errors, each, for a round's AUROC
+
 
 class ASRRecipe:
     kind = "asr"
@@ -40,10 +42,19 @@ class ASRRecipe:
         self, checkpoint: Path, rows: list[ManifestRow], *, n_resamples: int
     ) -> dict[str, float | None]:
         m = evaluate_asr(checkpoint, rows, n_resamples=n_resamples)
+        n_wrong = m["n_utterances"] - m["n_correct"]
         return {
             "wer": m["wer"]["value"],
             "cer": m["cer"]["value"],
-            "asr_confidence_auroc": m["confidence_auroc"]["value"],
+            # an AUROC over a handful of correct utterances (a weak early model) reads 1.0 or
+            # 0.0 by chance: reported only with enough of both classes
+            "asr_confidence_auroc": (
+                m["confidence_auroc"]["value"]
+                if min(m["n_correct"], n_wrong) >= MIN_CLASS_FOR_AUROC
+                else None
+            ),
+            "asr_correct_utterances": m["n_correct"],
+            "asr_confidence_spearman": m["confidence_spearman"]["value"],
         }
 
     def load(self, checkpoint: Path) -> ASRModel:
