@@ -51,6 +51,20 @@ def labels_to_reach(
     return None
 
 
+def parse_arm(spec: str) -> tuple[str, str, list[str]]:
+    """``random``, ``combined`` or ``LABEL=STRATEGY:KEY=VALUE,KEY=VALUE`` (an arm with its own
+    loop-config overrides, e.g. ``warmup=combined:selection.min_rank_correlation=0.3``)
+    -> (label, strategy, overrides)."""
+    if "=" not in spec.split(":", 1)[0]:
+        return spec, spec, []
+    label, rest = spec.split("=", 1)
+    strategy, _, tail = rest.partition(":")
+    overrides = [o for o in tail.split(",") if o]
+    if not label or not strategy or any("=" not in o for o in overrides):
+        raise SystemExit(f"--strategies: cannot read arm {spec!r} (LABEL=STRATEGY:KEY=VALUE,...)")
+    return label, strategy, overrides
+
+
 def share_first_round(args: argparse.Namespace, strategy: str, seed: int, run: Path) -> None:
     """Start every arm of a seed from the same first round (models trained on the seed set
     alone): copy it from an arm that has trained it. Training the same thing twice would
@@ -80,9 +94,10 @@ def share_first_round(args: argparse.Namespace, strategy: str, seed: int, run: P
 
 
 def run_arm(
-    args: argparse.Namespace, server_ws: Path, port: int, strategy: str, seed: int
+    args: argparse.Namespace, server_ws: Path, port: int, arm: str, seed: int
 ) -> list[dict[str, Any]]:
-    name = f"{strategy}-s{seed}"
+    name = f"{arm}-s{seed}"
+    strategy, arm_overrides = args.arms[arm]
     run = args.out / "runs" / name
     studio_paths = Paths.of(run)
     # Share the server: its admin secrets and address, refreshed every time (a resumed
@@ -107,9 +122,10 @@ def run_arm(
         "stopping.patience=0", f"studio_config={run / 'studio.yaml'}",
         f"asr.first_round_minutes={args.asr_first_minutes}", f"asr.minutes={args.asr_minutes}",
         f"nlu.first_round_minutes={args.nlu_minutes}", f"nlu.minutes={args.nlu_minutes}",
+        *arm_overrides,
     ]  # fmt: skip
     cfg = load_loop_config(args.config, overrides)
-    share_first_round(args, strategy, seed, run)
+    share_first_round(args, arm, seed, run)
     run_loop(cfg, run, say=lambda m: print(f"[{name}] {m}", file=sys.stderr, flush=True))
     return list(json.loads((run / "metrics.json").read_text()))
 
@@ -123,7 +139,13 @@ def main() -> None:
     p.add_argument("--schema", default="")
     p.add_argument("--config", default=None, help="base loop config (defaults otherwise)")
     p.add_argument("--out", type=Path, default=Path("runs/bench_al"))
-    p.add_argument("--strategies", nargs="+", default=["random", "combined"])
+    p.add_argument(
+        "--strategies",
+        nargs="+",
+        default=["random", "combined"],
+        help="arms: a strategy name, or LABEL=STRATEGY:KEY=VALUE,... for one with its own "
+        "loop-config overrides",
+    )
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--batch", type=int, default=100)
@@ -150,6 +172,8 @@ def main() -> None:
     )
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    args.arms = {label: (strategy, ovr) for label, strategy, ovr in map(parse_arm, args.strategies)}
+    args.strategies = list(args.arms)
 
     curves: dict[str, dict[int, list[dict[str, Any]]]] = {s: {} for s in args.strategies}
     if args.report_only:
@@ -169,6 +193,17 @@ def main() -> None:
         finally:
             stop(server_ws)
     report(args, curves)
+
+
+def rank_checks(out: Path, arm: str, seed: int) -> list[float | None]:
+    """Per selection round, the dev Spearman of the arm's warm-up check (None: no check)."""
+    rounds = sorted((out / "runs" / f"{arm}-s{seed}" / "rounds").glob("r[0-9][0-9][0-9]"))
+    found = []
+    for rd in rounds:
+        path = rd / "rank_check.json"
+        if (rd / "selection.jsonl").is_file():
+            found.append(json.loads(path.read_text())["spearman"] if path.is_file() else None)
+    return found
 
 
 def final_mean(by_seed: dict[int, list[dict[str, Any]]], key: str) -> float | None:
@@ -217,6 +252,7 @@ def report(args: argparse.Namespace, curves: dict[str, dict[int, list[dict[str, 
             arm[f"selected_to_{key}"] = {
                 s: (v - seed_size[s] if v is not None else None) for s, v in reached.items()
             }
+        arm["rank_checks"] = {str(s): rank_checks(args.out, strategy, s) for s in by_seed}
         result["arms"][strategy] = arm
     print(
         "targets per seed (default: random's final value on that seed): "
@@ -228,7 +264,7 @@ def report(args: argparse.Namespace, curves: dict[str, dict[int, list[dict[str, 
     )
     print(
         f"{'arm':<22}{'seed':>5}{'sel->WER':>10}{'sel->intent':>13}{'final labels':>14}"
-        f"{'final WER':>11}{'final intent':>14}"
+        f"{'final WER':>11}{'final intent':>14}  test conf-WER Spearman by round"
     )
     for strategy, arm in result["arms"].items():
         for seed, rows in arm["curves"].items():
@@ -237,7 +273,8 @@ def report(args: argparse.Namespace, curves: dict[str, dict[int, list[dict[str, 
             li = arm.get("selected_to_intent_accuracy", {}).get(seed)
             print(
                 f"{strategy:<22}{seed:>5}{_f(lw):>10}{_f(li):>13}{last['labelled']:>14}"
-                f"{_f(last.get('wer')):>11}{_f(last.get('intent_accuracy')):>14}"
+                f"{_f(last.get('wer')):>11}{_f(last.get('intent_accuracy')):>14}  "
+                + " ".join(_f(r.get("asr_confidence_spearman")) for r in rows)
             )
     if "random" in result["arms"]:
         for strategy in curves:

@@ -104,3 +104,16 @@ def test_a_strategy_that_never_reaches_the_target_counts_its_whole_budget(tmp_pa
     assert vs["ratio_per_seed"] == [pytest.approx(1.0)]
     assert vs["seeds_censored"] == 1 and vs["seeds_not_comparable"] == 0
     assert vs["saving"] == pytest.approx(0.0)
+
+
+def test_an_arm_is_a_strategy_or_a_label_with_its_own_overrides():
+    bench = _bench_al()
+    assert bench.parse_arm("random") == ("random", "random", [])
+    assert bench.parse_arm("warmup=combined:selection.min_rank_correlation=0.3,batch=10") == (
+        "warmup",
+        "combined",
+        ["selection.min_rank_correlation=0.3", "batch=10"],
+    )
+    assert bench.parse_arm("plain=asr-entropy") == ("plain", "asr-entropy", [])
+    with pytest.raises(SystemExit, match="cannot read arm 'x=combined:oops'"):
+        bench.parse_arm("x=combined:oops")
