@@ -166,6 +166,11 @@ def train_round(
     checkpoints: dict[str, str] = {}
     row: dict[str, Any] = {"round": round_no}
     test_rows = read_manifest(cfg.data.test or cfg.data.dev)
+    if not cfg.data.test:
+        say(
+            f"round {round_no}: no data.test, so the curve is measured on dev, which also "
+            f"chose the checkpoints: it reads better than the models are"
+        )
     for kind in halves.kinds:
         from training.model import recipe
 

@@ -11,6 +11,27 @@ from earmark.loop.state import RunFolder
 from earmark.manifest import read_manifest
 
 
+def last_selection(run: RunFolder) -> str | None:
+    """What the latest round selected, with what, and why (the warm-up check when it ran)."""
+    rounds = sorted(run.root.glob("rounds/r[0-9][0-9][0-9]/selection.jsonl"))
+    if not rounds:
+        return None
+    path = rounds[-1]
+    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    used = sorted({r.get("strategy", "?") for r in rows}) or ["nothing"]
+    line = f"last selection: {path.parent.name}, {len(rows)} with {', '.join(used)}"
+    check = path.parent / "rank_check.json"
+    if check.is_file():
+        c = json.loads(check.read_text())
+        rho = "undefined" if c.get("spearman") is None else f"{c['spearman']:.2f}"
+        verdict = "followed" if c.get("informative") else "not yet trusted: random instead"
+        line += (
+            f" (warm-up check on dev: {c.get('strategy')} ranks errors with Spearman {rho}, "
+            f"threshold {c.get('threshold')}: {verdict})"
+        )
+    return line
+
+
 def run_status(run_dir: str | Path) -> str:
     """A few lines of text: position, counts, last metrics, open tasks."""
     run = RunFolder(run_dir)
@@ -41,6 +62,9 @@ def run_status(run_dir: str | Path) -> str:
         f"flagged: {len(flagged)}   rejected/excluded: {len(excluded - flagged)}   "
         f"pool left: {pool - len(pushed)} of {pool}"
     )
+    last = last_selection(run)
+    if last:
+        lines.append(last)
     metrics = run.root / "metrics.json"
     if metrics.is_file():
         lines += ["", format_table(json.loads(metrics.read_text()))]

@@ -3,9 +3,12 @@ pool sample a round scores."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from factories import write_lines
 
 from earmark.errors import ConfigError
 from earmark.loop.config import LoopConfig, SelectionConfig
@@ -123,3 +126,26 @@ def test_pool_sample_is_seeded_by_run_and_round_and_off_by_default() -> None:
 def test_selection_settings_are_validated(key: str, value: float, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         SelectionConfig(**{key: value})
+
+
+def test_status_says_what_the_last_round_selected_and_why(tmp_path: Path) -> None:
+    from earmark.loop.state import RunFolder
+    from earmark.loop.status import last_selection
+
+    run = RunFolder(tmp_path)
+    assert last_selection(run) is None
+    for r, strategy in ((1, "random"), (2, "diverse(combined)")):
+        rd = tmp_path / "rounds" / f"r{r:03d}"
+        rd.mkdir(parents=True)
+        rows = [{"id": f"p{i}", "score": 0.5, "strategy": strategy} for i in range(3)]
+        write_lines(rd / "selection.jsonl", rows)
+    (tmp_path / "rounds" / "r001" / "rank_check.json").write_text(
+        json.dumps({"strategy": "diverse(combined)", "utterances": 300, "spearman": 0.04,
+                    "threshold": 0.3, "informative": False})
+    )  # fmt: skip
+    assert last_selection(run) == "last selection: r002, 3 with diverse(combined)"
+    (tmp_path / "rounds" / "r002" / "rank_check.json").write_text(
+        json.dumps({"strategy": "diverse(combined)", "utterances": 300, "spearman": 0.41,
+                    "threshold": 0.3, "informative": True})
+    )  # fmt: skip
+    assert "Spearman 0.41, threshold 0.3: followed" in str(last_selection(run))
