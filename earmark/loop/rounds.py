@@ -456,14 +456,22 @@ def annotate_round(
 
     studio = _studio(cfg, run)
     if cfg.annotator.kind == "human":
-        while True:
-            projects = status(run.root, studio)["projects"]
-            total = sum(p["tasks"] for p in projects)
-            open_ = sum(p["open"] for p in projects)
-            say(f"round {round_no}: {total - open_}/{total} tasks done")
-            if open_ == 0:
-                return True
-            time.sleep(cfg.annotator.poll_seconds)
+        last = ""
+        with connect(run.root, studio.client) as client:
+            while True:
+                # import what is done so far: a confirmed transcript gets its understanding
+                # task now, so this round waits for (and trains on) both halves
+                pull(client, run.root, followup=halves.nlu)
+                projects = status(run.root, studio)["projects"]
+                total = sum(p["tasks"] for p in projects)
+                open_ = sum(p["open"] for p in projects)
+                progress = f"round {round_no}: {total - open_}/{total} tasks done"
+                if progress != last:
+                    say(progress)
+                    last = progress
+                if open_ == 0:
+                    return True
+                time.sleep(cfg.annotator.poll_seconds)
     rd = run.round_dir(round_no)
     log: list[dict[str, Any]] = []
     with connect(run.root, studio.client) as client:

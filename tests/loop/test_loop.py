@@ -37,7 +37,11 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def loop_config(
-    corpus: Path, studio: Studio, rounds: int, selection: dict[str, Any] | None = None
+    corpus: Path,
+    studio: Studio,
+    rounds: int,
+    selection: dict[str, Any] | None = None,
+    annotator: dict[str, Any] | None = None,
 ) -> Path:
     studio_yaml = studio.workspace.parent / "studio.yaml"
     save_config(studio.config, studio_yaml)
@@ -52,6 +56,7 @@ def loop_config(
         },
         "batch": BATCH,
         "selection": selection or {},
+        "annotator": annotator or {},
         # tiny step budgets: the test checks the loop's bookkeeping, not model quality
         "asr": {
             "overrides": ["train.max_steps=3", "train.eval_max_utterances=10"],
@@ -173,6 +178,48 @@ def test_a_round_scores_a_pool_sample_and_falls_back_to_random_until_its_ranking
     selection_rows = [json.loads(x) for x in (rd / "selection.jsonl").read_text().splitlines()]
     assert len(selection_rows) == BATCH and {r["id"] for r in selection_rows} <= scored
     assert {r["strategy"] for r in selection_rows} == {"random"}
+
+
+def test_with_human_annotators_the_loop_stops_after_pushing_then_waits_for_both_tasks(
+    tiny_corpus: Path, studio: Studio
+) -> None:
+    from labelling.client import connect
+    from labelling.simulate import simulate
+    from labelling.state import State
+
+    run = studio.workspace
+    config = loop_config(
+        tiny_corpus, studio, rounds=1, annotator={"kind": "human", "poll_seconds": 0.5}
+    )
+    first = run_cli(config, run)
+    assert first.returncode == 0, first.stderr[-3000:]
+    said = first.stdout + first.stderr
+    assert f"Tasks are waiting for annotators at {studio.url}" in said
+    assert "run the same `earmark loop` command again" in said
+    assert len(task_refs(studio)) == BATCH and not (run / "rounds" / "r002").exists()
+
+    # the same command again waits; a person (the simulated annotator's account, driven from
+    # here) does the transcriptions, then the understanding tasks they lead to
+    env = {k: v for k, v in os.environ.items() if k != "EARMARK_CRASH_AFTER"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "earmark.cli.main", "loop", "--config", str(config), "--run", str(run)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    deadline = time.monotonic() + 600
+    with connect(run, studio.config.client) as admin:
+        while proc.poll() is None and time.monotonic() < deadline:
+            simulate(admin, run, studio.config, tiny_corpus / "pool_answers.jsonl")
+            time.sleep(0.5)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    # progress while it waited; the understanding tasks appeared meanwhile, and it waited for them
+    assert f"round 1: {2 * BATCH}/{2 * BATCH} tasks done" in out
+    assert "run finished: reached 1 round(s)" in out
+    labels = list(read_manifest(State.of(run).labels))
+    assert len(labels) == BATCH and all(r.label and r.label.intent for r in labels)
+    # round 2 trained its NLU on the seed set and every one of the round's human labels
+    nlu_train = (run / "rounds" / "r002" / "train_nlu.jsonl").read_text().splitlines()
+    assert len(nlu_train) == 24 + BATCH
 
 
 def _meta_created(run: Path, round_no: int, model: str) -> float:
