@@ -453,6 +453,7 @@ def annotate_round(
     from labelling.pull import pull
     from labelling.server import status
     from labelling.simulate import simulate
+    from labelling.state import State
 
     studio = _studio(cfg, run)
     if cfg.annotator.kind == "human":
@@ -462,7 +463,9 @@ def annotate_round(
                 # import what is done so far: a confirmed transcript gets its understanding
                 # task now, so this round waits for (and trains on) both halves
                 pull(client, run.root, followup=halves.nlu)
-                projects = status(run.root, studio)["projects"]
+                # this run's projects only: a shared server holds other people's too
+                ours = {int(ref["id"]) for ref in State.of(run.root).projects().values()}
+                projects = [p for p in status(run.root, studio)["projects"] if p["id"] in ours]
                 total = sum(p["tasks"] for p in projects)
                 open_ = sum(p["open"] for p in projects)
                 progress = f"round {round_no}: {total - open_}/{total} tasks done"

@@ -188,6 +188,11 @@ def test_with_human_annotators_the_loop_stops_after_pushing_then_waits_for_both_
     from labelling.state import State
 
     run = studio.workspace
+    # someone else's project on the same server, with a task nobody here will do: the loop
+    # must wait for its own tasks only
+    with connect(run, studio.config.client) as admin:
+        other = admin.post("/api/projects/", {"title": "not earmark"}, what="creating a project")
+        admin.post(f"/api/projects/{other['id']}/import", [{"data": {"text": "x"}}], what="a task")
     config = loop_config(
         tiny_corpus, studio, rounds=1, annotator={"kind": "human", "poll_seconds": 0.5}
     )
