@@ -416,7 +416,8 @@ def ensure_annotator(
 
 # -- status ------------------------------------------------------------------------------------
 def status(workspace: str | Path, config: StudioConfig) -> dict[str, Any]:
-    """Where the server runs and, when reachable, its projects with their open task counts."""
+    """Where the server runs and, when reachable, the workspace's projects (all of the server's
+    when it has recorded none) with their open task counts."""
     paths = Paths.of(workspace)
     info = read_info(paths)
     out: dict[str, Any] = {
@@ -432,8 +433,14 @@ def status(workspace: str | Path, config: StudioConfig) -> dict[str, Any]:
     out["running"] = healthy(out["url"])
     if not out["running"]:
         return out
+    from labelling.state import State
+
+    # the workspace's own projects when it has recorded any: a shared server holds others'
+    ours = {int(ref["id"]) for ref in State.of(workspace).projects().values()}
     with StudioClient(resolve_connection(workspace, out["url"]), config.client) as client:
         for proj in client.paginate("/api/projects/", what="listing projects", key="results"):
+            if ours and int(proj["id"]) not in ours:
+                continue
             total = int(proj.get("task_number") or 0)
             done = int(proj.get("finished_task_number") or 0)
             out["projects"].append(

@@ -322,11 +322,22 @@ def score_round(cfg: LoopConfig, run: RunFolder, round_no: int, halves: Halves, 
         )
     else:
         say(f"round {round_no}: scoring {len(pool)} pool utterances")
+    dev = []
     if _checks_ranking(cfg):
         dev = [r for r in read_manifest(cfg.data.dev) if r.label is not None]
         say(f"round {round_no}: scoring {len(dev)} dev utterances (selection.min_rank_correlation)")
-        _write_predictions(rd, "dev_", *_predict(ckpts, dev, halves))
-    asr_preds, nlu_preds = _predict(ckpts, pool, halves)
+    # one pass, so the models load once; dev and pool ids are disjoint
+    asr_all, nlu_all = _predict(ckpts, dev + pool, halves)
+    if dev:
+        dev_ids = {r.id for r in dev}
+        _write_predictions(
+            rd, "dev_",
+            {k: v for k, v in asr_all.items() if k in dev_ids},
+            {k: v for k, v in nlu_all.items() if k in dev_ids},
+        )  # fmt: skip
+    pool_ids = {r.id for r in pool}
+    asr_preds = {k: v for k, v in asr_all.items() if k in pool_ids}
+    nlu_preds = {k: v for k, v in nlu_all.items() if k in pool_ids}
     _write_predictions(rd, "", asr_preds, nlu_preds)
     write_scores(
         rd / "scores.jsonl",
@@ -453,7 +464,6 @@ def annotate_round(
     from labelling.pull import pull
     from labelling.server import status
     from labelling.simulate import simulate
-    from labelling.state import State
 
     studio = _studio(cfg, run)
     if cfg.annotator.kind == "human":
@@ -463,9 +473,7 @@ def annotate_round(
                 # import what is done so far: a confirmed transcript gets its understanding
                 # task now, so this round waits for (and trains on) both halves
                 pull(client, run.root, followup=halves.nlu)
-                # this run's projects only: a shared server holds other people's too
-                ours = {int(ref["id"]) for ref in State.of(run.root).projects().values()}
-                projects = [p for p in status(run.root, studio)["projects"] if p["id"] in ours]
+                projects = status(run.root, studio)["projects"]  # this run's projects
                 total = sum(p["tasks"] for p in projects)
                 open_ = sum(p["open"] for p in projects)
                 progress = f"round {round_no}: {total - open_}/{total} tasks done"

@@ -76,11 +76,8 @@ def run_status(run_dir: str | Path) -> str:
         if info["running"]:
             lines.append("")
             lines.append(f"Label Studio at {info['url']}:")
-            ours = {int(ref["id"]) for ref in st.projects().values()}
             lines += [
-                f"  {p['title']}: {p['open']} open of {p['tasks']} tasks"
-                for p in info["projects"]
-                if p["id"] in ours
+                f"  {p['title']}: {p['open']} open of {p['tasks']} tasks" for p in info["projects"]
             ]
         else:
             lines.append(
