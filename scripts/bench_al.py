@@ -4,8 +4,12 @@ Each arm (a strategy) runs the real loop (training, scoring, Label Studio, the s
 annotator) once per seed; every run shares one Label Studio server but has its own projects.
 The benchmark reports, per arm and seed, the human labels needed to reach a target WER (and a
 target intent accuracy), interpolated on the learning curve, and the saving of each arm
-against random as a ratio with its spread over seeds. Writes OUT/bench_al.json and
-OUT/bench_al.png and prints a table.
+against random as a ratio with its spread over seeds. A seed counts in that saving only where
+the arm and random selected the same number of labels by the end (unequal budgets are refused,
+with the reason) and both reached the target; a seed where the arm never reached it is
+censored and listed apart with the bound it implies (a saving of at most 0). Writes
+OUT/bench_al.json (``vs_random_legend`` says what each field means) and OUT/bench_al.png and
+prints the tables.
 
     python scripts/bench_al.py --seed-labelled C/seed.jsonl --pool C/pool.jsonl --dev C/dev.jsonl \\
         --test C/test.jsonl --answers C/pool_answers.jsonl --schema C/corpus.json --out runs/bench_al \\
@@ -263,8 +267,14 @@ def report(args: argparse.Namespace, curves: dict[str, dict[int, list[dict[str, 
         )
     )
     print(
-        f"{'arm':<22}{'seed':>5}{'sel->WER':>10}{'sel->intent':>13}{'final labels':>14}"
-        f"{'final WER':>11}{'final intent':>14}  test conf-WER Spearman by round"
+        "per seed: sel->WER, sel->intent = labels selected beyond the seed set when the curve "
+        "reached the seed's target (- never); selected = the run's budget (selected at the "
+        "end); final labels include the seed set"
+    )
+    print(
+        f"{'arm':<22}{'seed':>5}{'sel->WER':>10}{'sel->intent':>13}{'selected':>10}"
+        f"{'final labels':>14}{'final WER':>11}{'final intent':>14}  test conf-WER Spearman "
+        "by round"
     )
     for strategy, arm in result["arms"].items():
         for seed, rows in arm["curves"].items():
@@ -272,49 +282,177 @@ def report(args: argparse.Namespace, curves: dict[str, dict[int, list[dict[str, 
             lw = arm.get("selected_to_wer", {}).get(seed)
             li = arm.get("selected_to_intent_accuracy", {}).get(seed)
             print(
-                f"{strategy:<22}{seed:>5}{_f(lw):>10}{_f(li):>13}{last['labelled']:>14}"
+                f"{strategy:<22}{seed:>5}{_f(lw):>10}{_f(li):>13}"
+                f"{_i(selected_budget(rows)):>10}{last['labelled']:>14}"
                 f"{_f(last.get('wer')):>11}{_f(last.get('intent_accuracy')):>14}  "
                 + " ".join(_f(r.get("asr_confidence_spearman")) for r in rows)
             )
     if "random" in result["arms"]:
-        for strategy in curves:
-            if strategy == "random":
-                continue
-            for key, _ in targets:
-                ratios, censored, unreached = [], 0, 0
-                for seed in map(str, args.seeds):
-                    ours = result["arms"][strategy][f"selected_to_{key}"].get(seed)
-                    base = result["arms"]["random"][f"selected_to_{key}"].get(seed)
-                    rows = curves[strategy].get(int(seed))
-                    if base is None or base <= 0 or not rows:
-                        unreached += 1
-                        continue
-                    if ours is None:
-                        # never reached within the budget: it needed more than all it got,
-                        # so all it got is a lower bound (counting it as "not comparable"
-                        # would drop exactly the seeds where the strategy lost)
-                        ours = rows[-1]["labelled"] - rows[0]["labelled"]
-                        censored += 1
-                    ratios.append(ours / base)
-                summary = {
-                    "ratio_per_seed": ratios,
-                    "mean_ratio": float(np.mean(ratios)) if ratios else None,
-                    "saving": 1 - float(np.mean(ratios)) if ratios else None,
-                    "spread": float(np.std(ratios)) if ratios else None,
-                    "seeds_censored": censored,
-                    "seeds_not_comparable": unreached,
-                }
-                result["arms"][strategy][f"vs_random_{key}"] = summary
-                print(
-                    f"{strategy} vs random, selected labels to reach each seed's {key} target: "
-                    f"ratio {_f(summary['mean_ratio'])} (saving {_f(summary['saving'])}, "
-                    f"spread {_f(summary['spread'])} over {len(ratios)} seeds; {censored} where "
-                    f"{strategy} never reached it, counted at its whole budget (a lower bound); "
-                    f"{unreached} without a random baseline)"
-                )
+        report_vs_random(args.seeds, curves, result)
     (args.out / "bench_al.json").write_text(json.dumps(result, indent=2))
     plot_arms(curves, args.out / "bench_al.png")
     print(f"wrote {args.out / 'bench_al.json'} and {args.out / 'bench_al.png'}")
+
+
+def report_vs_random(
+    seeds: list[int], curves: dict[str, dict[int, list[dict[str, Any]]]], result: dict[str, Any]
+) -> None:
+    """Each arm against random per seed and target: print the table, fill ``result``'s
+    ``vs_random_<metric>`` (see ``VS_RANDOM_LEGEND``) from its ``selected_to_<metric>``."""
+    print(
+        "\nvs random, per seed: selected labels each needed to reach the seed's target "
+        "(- never), saving = 1 - arm / random; compared only on equal budgets (selected "
+        "labels at the end); a censored seed (arm never reached it) gives a bound, not a "
+        "saving"
+    )
+    print(
+        f"{'arm':<22}{'seed':>5}  {'target':<8}{'arm sel':>9}{'random sel':>12}"
+        f"{'budget':>8}{'saving':>9}  status"
+    )
+    for strategy in curves:
+        if strategy == "random":
+            continue
+        for key in ("wer", "intent_accuracy"):
+            per_seed_vs = {
+                seed: compare_to_random(
+                    result["arms"][strategy][f"selected_to_{key}"].get(seed),
+                    result["arms"]["random"][f"selected_to_{key}"].get(seed),
+                    selected_budget(curves[strategy].get(int(seed))),
+                    selected_budget(curves["random"].get(int(seed))),
+                )
+                for seed in map(str, seeds)
+            }
+            for seed, c in per_seed_vs.items():
+                print(
+                    f"{strategy:<22}{seed:>5}  {_LABEL[key]:<8}{_f(c['selected']):>9}"
+                    f"{_f(c['random_selected']):>12}{_i(c['budget']):>8}"
+                    f"{_saving_cell(c):>9}  {c['status']}" + (f": {c['why']}" if c["why"] else "")
+                )
+            summary = summarise_vs_random(per_seed_vs)
+            result["arms"][strategy][f"vs_random_{key}"] = summary
+            print(summary_line(strategy, _LABEL[key], summary))
+    result["vs_random_legend"] = VS_RANDOM_LEGEND
+
+
+# What each field of an arm's ``vs_random_<metric>`` in bench_al.json means (written beside it).
+VS_RANDOM_LEGEND = {
+    "per_seed": "seed -> status (reached, censored, refused, not_comparable), selected (the "
+    "arm's selected labels to reach the target, None: never), random_selected, budget and "
+    "random_budget (selected labels at the end), ratio and saving (reached only), "
+    "saving_at_most (censored only), why (refused, not_comparable, censored)",
+    "mean_ratio": "mean of arm / random selected labels over the seeds that reached the "
+    "target (None: none did)",
+    "saving": "1 - mean_ratio: the point estimate, over seeds_reached only",
+    "spread": "standard deviation (population) of the ratio over seeds_reached",
+    "ratio_per_seed": "seed -> ratio, seeds_reached only",
+    "seeds_reached": "seeds in the point estimate",
+    "seeds_censored": "seed -> the most the arm can have saved (<= 0): it never reached the "
+    "target within a budget equal to random's; not in the point estimate",
+    "seeds_refused": "seed -> why: the arm's budget differs from random's on that seed, so "
+    "labels to reach the target are not comparable",
+    "seeds_not_comparable": "seed -> why: no run, or random never reached the target",
+}
+
+_LABEL = {"wer": "WER", "intent_accuracy": "intent"}
+
+
+def selected_budget(rows: list[dict[str, Any]] | None) -> int | None:
+    """Labels the run selected beyond its seed set by its last round (None: no run)."""
+    if not rows:
+        return None
+    return int(rows[-1]["labelled"] - rows[0]["labelled"])
+
+
+def compare_to_random(
+    ours: float | None, base: float | None, budget: int | None, base_budget: int | None
+) -> dict[str, Any]:
+    """One seed's comparison of an arm with random on one target.
+
+    ``ours`` and ``base`` are the selected labels the arm and random needed to reach the
+    target (None: never); ``budget`` and ``base_budget`` what each had selected at the end
+    (None: no run). Labels-to-reach compare only on equal budgets: an arm cut short (resumed,
+    out of pool, a smaller budget) that never reached the target says nothing about what it
+    would have needed, so unequal budgets are refused whatever the curves did. An arm that
+    never reached it is censored: it needed more than its whole budget, which bounds its
+    saving at ``1 - budget / base`` (<= 0 since random reached the target within the same
+    budget); that bound is kept apart and never counted as a saving.
+    """
+    c: dict[str, Any] = {
+        "status": "not_comparable", "selected": ours, "random_selected": base,
+        "budget": budget, "random_budget": base_budget,
+        "ratio": None, "saving": None, "saving_at_most": None, "why": None,
+    }  # fmt: skip
+    if budget is None or base_budget is None:
+        c["why"] = "no run of this arm on this seed" if budget is None else "no random run"
+    elif budget != base_budget:
+        c["status"] = "refused"
+        c["why"] = f"{budget} selected labels against random's {base_budget}: unequal budgets"
+    elif base is None:
+        c["why"] = "random never reached the target"
+    elif base <= 0:
+        c["why"] = "random reached the target on the seed set alone"
+    elif ours is None:
+        c["status"] = "censored"
+        c["saving_at_most"] = min(0.0, 1 - budget / base)
+        c["why"] = f"never reached within its {budget} selected labels"
+    else:
+        c["status"] = "reached"
+        c["ratio"] = ours / base
+        c["saving"] = 1 - c["ratio"]
+    return c
+
+
+def summarise_vs_random(per_seed: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The point estimate over the seeds that reached the target; the rest listed apart."""
+
+    def having(status: str, field: str) -> dict[str, Any]:
+        return {s: c[field] for s, c in per_seed.items() if c["status"] == status}
+
+    ratios = having("reached", "ratio")
+    mean = float(np.mean(list(ratios.values()))) if ratios else None
+    return {
+        "saving": None if mean is None else 1 - mean,
+        "mean_ratio": mean,
+        "spread": float(np.std(list(ratios.values()))) if ratios else None,
+        "ratio_per_seed": ratios,
+        "seeds_reached": list(ratios),
+        "seeds_censored": having("censored", "saving_at_most"),
+        "seeds_refused": having("refused", "why"),
+        "seeds_not_comparable": having("not_comparable", "why"),
+        "per_seed": per_seed,
+    }
+
+
+def summary_line(arm: str, target: str, summary: dict[str, Any]) -> str:
+    """One sentence for the table: the point estimate, then each kind of excluded seed."""
+    n = len(summary["seeds_reached"])
+    head = f"{arm} vs random, selected labels to reach each seed's {target} target: " + (
+        f"saving {_f(summary['saving'])} ± {_f(summary['spread'])} (ratio "
+        f"{_f(summary['mean_ratio'])}; mean ± sd over {n} seed{'s' if n != 1 else ''} "
+        "that reached the target)"
+        if n
+        else "no saving (no seed where both reached it on equal budgets)"
+    )
+    parts = [head]
+    if summary["seeds_censored"]:
+        bounds = ", ".join(f"seed {s} <= {_f(b)}" for s, b in summary["seeds_censored"].items())
+        parts.append(f"censored (never reached; a bound, not in the estimate): {bounds}")
+    for field, name in (("seeds_refused", "refused"), ("seeds_not_comparable", "not comparable")):
+        if summary[field]:
+            parts.append(
+                f"{name}: " + ", ".join(f"seed {s} ({w})" for s, w in summary[field].items())
+            )
+    return "; ".join(parts)
+
+
+def _saving_cell(c: dict[str, Any]) -> str:
+    if c["status"] == "censored":
+        return f"<={_f(c['saving_at_most'])}"
+    return _f(c["saving"])
+
+
+def _i(x: int | None) -> str:
+    return "-" if x is None else str(x)
 
 
 def plot_arms(curves: dict[str, dict[int, list[dict[str, Any]]]], out: Path) -> None:
