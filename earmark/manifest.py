@@ -21,6 +21,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,11 +198,28 @@ def parse_row(
     return ManifestRow(utt, label), problems
 
 
+# Bytes that are not UTF-8 decode (with ``surrogateescape``) to lone surrogates U+DC80-U+DCFF,
+# which valid UTF-8 never yields: a line holding one was not UTF-8.
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
         for line_no, line in enumerate(f, start=1):
             if line.strip():
                 yield line_no, line
+
+
+def _not_utf8(line: str) -> str | None:
+    """What is wrong with a line read with ``surrogateescape`` if it was not UTF-8, else None."""
+    bad = _UNDECODABLE.search(line)
+    if bad is None:
+        return None
+    byte = ord(bad.group()) - 0xDC00
+    return (
+        f"not valid UTF-8 (byte 0x{byte:02x} at character {bad.start() + 1}); "
+        "manifests are UTF-8: re-save the file in that encoding"
+    )
 
 
 def iter_rows(
@@ -218,6 +236,9 @@ def iter_rows(
     base_dir = path.resolve().parent
     seen: dict[str, int] = {}
     for line_no, line in _lines(path):
+        if (message := _not_utf8(line)) is not None:
+            yield None, [Problem(str(path), line_no, None, "<line>", message)]
+            continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:

@@ -4,11 +4,21 @@
 lower case, digits/times/ordinals spelled out, punctuation stripped (apostrophes inside words
 kept: "don't"), single spaces. ``normalize_labelled`` does the same to a labelled text and
 moves its entity spans with it.
+
+Conventions: "am"/"pm" after a number is spelled "a m"/"p m" however it is written ("7:30am",
+"7:30 AM", "7:30 a.m."); minutes under ten keep their "oh" ("7:05" -> "seven oh five"); a
+comma between thousands is dropped ("1,000.5" -> "one thousand point five"); a "-" or "−"
+directly before a number that does not follow a word is a sign ("-5" -> "minus five", but
+"5-6" -> "five six"). Accented letters are folded to ASCII ("Beyoncé" -> "beyonce", "ß" ->
+"ss"): the recogniser spells with a-z only (``training/asr/model.py``), and a folded word
+is still the word, where dropping the letter made a different one ("beyonc"). Letters of
+other scripts (no Latin base letter) are still dropped.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 
 from earmark.records import Entity
@@ -100,12 +110,15 @@ def _decimal(match: re.Match[str]) -> str:
 
 
 _RULES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
+    # Thousands separators first, so "1,000.5" is one number to the decimal rule.
+    (re.compile(r"(?<=\d),(?=\d{3}(?!\d))"), lambda m: ""),
+    (re.compile(r"(?<!\w)[-\u2212](?=\d)"), lambda m: " minus "),
+    # am/pm before the time rule: their lookbehind needs the digit, "7:30 am" as "7:30am".
+    (re.compile(r"(?<=\d)\s*([ap])\.?\s?m\b\.?"), lambda m: f" {m.group(1)} m "),
+    (re.compile(r"\b([ap])\.m\.?"), lambda m: f" {m.group(1)} m "),
     (re.compile(r"\b(\d{1,2}):(\d{2})\b"), _time),
     (re.compile(r"\b(\d+)\.(\d+)\b"), _decimal),
     (re.compile(r"\b(\d+)(?:st|nd|rd|th)\b"), lambda m: f" {ordinal_to_words(int(m.group(1)))} "),
-    (re.compile(r"(?<=\d)\s*([ap])\.?\s?m\b\.?"), lambda m: f" {m.group(1)} m "),
-    (re.compile(r"\b([ap])\.m\.?"), lambda m: f" {m.group(1)} m "),
-    (re.compile(r"(\d),(?=\d{3}\b)"), lambda m: m.group(1)),
     (re.compile(r"\d+"), lambda m: f" {number_to_words(int(m.group(0)))} "),
     (re.compile(r"%"), lambda m: " percent "),
     (re.compile(r"&"), lambda m: " and "),
@@ -116,10 +129,40 @@ _RULES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
     (re.compile(r"[^a-z' ]+"), lambda m: " "),
 )
 
+# Latin letters that Unicode does not decompose into a base letter and a mark.
+_FOLD = str.maketrans(
+    {
+        "ß": "ss",
+        "æ": "ae",
+        "œ": "oe",
+        "ø": "o",
+        "ð": "d",
+        "þ": "th",
+        "ł": "l",
+        "đ": "d",
+        "ħ": "h",
+        "ı": "i",
+        "ŧ": "t",
+    }
+)
+
+
+def fold_to_ascii(text: str) -> str:
+    """Lower case with accents folded away: "Beyoncé" -> "beyonce", "Straße" -> "strasse".
+
+    NFKD splits "é" into "e" plus a combining accent (and compatibility forms such as "ﬁ" or
+    full-width digits into plain ones); the combining marks are dropped and the few Latin
+    letters without a decomposition are spelled out. Other characters pass through.
+    """
+    decomposed = unicodedata.normalize("NFKD", text).lower()
+    kept = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return kept.translate(_FOLD)
+
 
 def normalize(text: str) -> str:
-    """Lower case, numbers/times/ordinals in words, punctuation stripped, single spaces."""
-    out = text.lower().replace("’", "'").replace("‘", "'")
+    """Lower case, accents folded, numbers/times/ordinals in words, punctuation stripped,
+    single spaces. ``normalize(normalize(x)) == normalize(x)``."""
+    out = fold_to_ascii(text.replace("’", "'").replace("‘", "'"))
     for pattern, repl in _RULES:
         out = pattern.sub(repl, out)
     return " ".join(out.split())

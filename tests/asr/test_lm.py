@@ -131,3 +131,47 @@ def test_nbest_word_confidence_is_the_posterior_of_the_hypotheses_that_agree():
     assert [(w.start_frame, w.end_frame) for w in words] == [(0, 1), (4, 5)]
     # A higher temperature flattens the posteriors: less sure of the best hypothesis.
     assert nbest_words(result, vocab, "|", temperature=4.0)[1] < utterance
+
+
+def test_tuning_extends_the_lm_weight_grid_past_its_winning_edge(tmp_path: Path, monkeypatch):
+    import torch
+
+    from training.asr import train
+    from training.asr.features import Example
+
+    # A stand-in decoder whose dev WER depends on the LM weight only, best at 1.0: below the
+    # grid [2, 3], as in the demo's rounds. Greedy decoding of the all-blank frames is empty.
+    reference = "one two three four"
+
+    class Decoder:
+        def __init__(self, lm_weight: float) -> None:
+            self.lm_weight = lm_weight
+
+        def decode(self, log_probs: np.ndarray) -> BeamResult:
+            words = reference.split()
+            wrong = min(len(words), round(2 * abs(self.lm_weight - 1.0)))
+            words = ["x"] * wrong + words[wrong:]
+            return BeamResult((), (), tuple(words), (tuple(words),), (0.0,))
+
+    made: list[tuple[float, float]] = []
+
+    def fake_make_decoder(rec, directory, settings):
+        made.append((settings["lm_weight"], settings["word_score"]))
+        return Decoder(settings["lm_weight"])
+
+    monkeypatch.setattr(train, "make_decoder", fake_make_decoder)
+    vocab = default_vocab()
+    rec = Recogniser(None, None, None, vocab)
+    rec.model = type("M", (), {"config": type("C", (), {"pad_token_id": 0})()})()
+    blank = np.full((6, len(vocab)), -30.0)
+    blank[:, vocab["<pad>"]] = 0.0
+    dev = [Example(f"d{i}", torch.zeros(6, 1), (), reference, 1.0) for i in range(3)]
+    config = DecodingConfig(lm_weights=(2.0, 3.0), word_scores=(1.0, 2.0), beam_size=16)
+    lines: list[str] = []
+    settings = train.tune_decoding(rec, tmp_path, SENTENCES, dev, [blank] * 3, config, lines.append)
+    assert settings["method"] == "beam"
+    assert settings["lm_weight"] == 1.0 and settings["dev_wer"] == 0.0
+    assert {"1/1", "0/1"} <= set(settings["grid_dev_wer"])
+    assert any("LM weight" in line and "extended" in line for line in lines), lines
+    # The grid (4 decodes), then one LM weight at a time, then the other word score at 1.0.
+    assert len(made) == 7 and len(set(made)) == 7

@@ -98,6 +98,34 @@ def test_resume_continues_from_last_step(tiny_checkpoint, fsdd_manifests, tmp_pa
     assert result.metrics["steps"] == 45
 
 
+def test_resume_after_a_kill_between_the_swaps_renames(tiny_checkpoint, fsdd_manifests, tmp_path):
+    import shutil
+
+    from training.asr.config import load_asr_config
+    from training.asr.train import train_asr
+
+    from .conftest import TINY
+
+    out, _, _ = tiny_checkpoint
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    # save_state renames last/ to .last.old, then the new .last.tmp to last/: killed between.
+    (copy / "last").rename(copy / ".last.tmp")
+    steps: list[int] = []
+    result = train_asr(
+        load_asr_config(None, (*TINY, "train.max_steps=42")),
+        fsdd_manifests["train"],
+        fsdd_manifests["dev"],
+        copy,
+        resume=True,
+        on_progress=lambda d: steps.append(d["step"]),
+        log=lambda _: None,
+    )
+    assert steps == [41, 42]
+    assert result.metrics["steps"] == 42
+    assert json.loads((copy / "last" / "trainer_state.json").read_text())["step"] == 42
+
+
 def test_asr_model_follows_the_model_contract(tiny_checkpoint, fsdd_manifests, tmp_path):
     from training.asr.transcribe import ASRModel
 

@@ -180,6 +180,24 @@ def test_duplicate_id_and_missing_audio_are_reported_together(tmp_path: Path) ->
     ]
 
 
+def test_a_manifest_that_is_not_utf8_names_the_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "m.jsonl"
+    good = json.dumps(line(id="a")).encode()
+    latin1 = json.dumps(line(id="b", text="café"), ensure_ascii=False).encode("latin-1")
+    path.write_bytes(good + b"\n" + latin1 + b"\n" + good.replace(b'"a"', b'"c"') + b"\n")
+    with pytest.raises(ManifestError, match=r"m\.jsonl:2 field '<line>': not valid UTF-8") as info:
+        read_manifest(path)
+    assert str(path) in str(info.value)
+    assert [(p.line, p.field) for p in info.value.problems] == [(2, "<line>")]
+    assert [(p.line, p.field) for p in validate_manifest(path, check_audio=False)] == [
+        (2, "<line>")
+    ]
+    it = iter_manifest(path)
+    assert next(it).id == "a"
+    with pytest.raises(ManifestError, match=r"m\.jsonl:2 .*not valid UTF-8"):
+        next(it)
+
+
 def test_missing_manifest_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="manifest not found"):
         read_manifest(tmp_path / "nope.jsonl")

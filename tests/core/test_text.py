@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from earmark.records import Entity
 from earmark.text import normalize, normalize_labelled, number_to_words, ordinal_to_words
+from training.asr.metrics import score_utterance
 
 
 @pytest.mark.parametrize(
@@ -24,6 +27,24 @@ from earmark.text import normalize, normalize_labelled, number_to_words, ordinal
         ("what’s   the\tweather", "what's the weather"),
         ("rock & roll", "rock and roll"),
         ("  ", ""),
+        ("7:30am", "seven thirty a m"),
+        ("7:30 am", "seven thirty a m"),
+        ("7:30 AM", "seven thirty a m"),
+        ("7:05am", "seven oh five a m"),
+        ("7:05 am", "seven oh five a m"),
+        ("7 pm", "seven p m"),
+        ("I am here at 7", "i am here at seven"),
+        ("1,000.5", "one thousand point five"),
+        ("1,000,000", "one million"),
+        ("the 1,000th time", "the one thousandth time"),
+        ("Beyoncé", "beyonce"),
+        ("Mötley Crüe", "motley crue"),
+        ("Straße", "strasse"),
+        ("Ærø", "aero"),
+        ("-5 degrees", "minus five degrees"),
+        ("it is -2.5 out", "it is minus two point five out"),
+        ("pages 5-6", "pages five six"),
+        ("well - 5 of them", "well five of them"),
     ],
 )
 def test_normalize(raw: str, expected: str) -> None:
@@ -33,6 +54,53 @@ def test_normalize(raw: str, expected: str) -> None:
 def test_normalize_is_idempotent() -> None:
     text = "Wake me at 7:30am on the 3rd, it's 20% colder!"
     assert normalize(normalize(text)) == normalize(text)
+
+
+# Random strings over what transcripts are made of: letters, digits, punctuation, spaces,
+# accented letters, and the pieces that the number and time rules look for.
+_PIECES = (
+    list("abcdefghijklmnopqrstuvwxyzABCXYZ")
+    + list("0123456789") * 3
+    + list(" ") * 8
+    + list("!?;\"()'%&+$#/")
+    + list("éèêëáàâäåíîïóôöõúûüñçÿœæøßðþłÉÑÖÜÅÆØ")
+    + [":", ",", ".", "-"] * 3
+    + ["am", "pm", " am", " pm", "a.m.", "p.m.", " AM", "PM"]
+)
+# Inserted only beside a space and never right after a digit ("7. am" is not "7 am").
+_PUNCTUATION = [*'!?;,.:"()-', "...", "--", "…"]
+
+
+def _random_text(rng: random.Random) -> str:
+    return "".join(rng.choice(_PIECES) for _ in range(rng.randint(0, 30)))
+
+
+def _variants(text: str, rng: random.Random) -> list[str]:
+    """Ways of writing ``text`` that say the same: case, extra spaces, extra punctuation."""
+    mixed = "".join(c.upper() if rng.random() < 0.5 else c.lower() for c in text)
+    spaced = "  " + text.replace(" ", " " * rng.randint(1, 3)).replace(" ", " \t", 1) + " \n"
+    punctuated = []
+    for i, c in enumerate(text):
+        punctuated.append(c)
+        if c == " " and not text[:i].rstrip()[-1:].isdigit() and rng.random() < 0.5:
+            punctuated.append(rng.choice(_PUNCTUATION) + " ")
+    framed = f"{rng.choice(_PUNCTUATION)} {''.join(punctuated)} {rng.choice(_PUNCTUATION)}"
+    return [text.upper(), text.lower(), text.swapcase(), mixed, spaced, framed]
+
+
+def test_normalize_is_idempotent_and_the_wer_ignores_case_spaces_and_punctuation() -> None:
+    rng = random.Random(20240611)
+    for _ in range(3000):
+        text = _random_text(rng)
+        norm = normalize(text)
+        assert normalize(norm) == norm, text
+        assert set(norm) <= set("abcdefghijklmnopqrstuvwxyz' "), text
+        variants = _variants(text, rng)
+        for variant in variants:
+            assert normalize(variant) == norm, (text, variant)
+        # The metric itself on one of them (its character edit distance is the slow part).
+        variant = rng.choice(variants)
+        assert score_utterance(text, variant).word_errors == 0, (text, variant)
 
 
 @pytest.mark.parametrize(

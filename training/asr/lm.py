@@ -144,7 +144,10 @@ class DecodingConfig:
 
     ``method``: ``beam`` (lexicon + word n-gram LM from the training transcripts) or
     ``greedy``. ``lm_weights`` x ``word_scores`` is the grid tuned on dev at the end of
-    training; the winner is stored in the checkpoint's ``decoding.json``.
+    training; the winner is stored in the checkpoint's ``decoding.json``. When the best LM
+    weight (word score) is at an end of its list, up to ``grid_extensions`` more values are
+    tried beyond it, one step of the list's outer spacing each (LM weights stop at 0), until
+    a worse value lies on each side; one dev decoding each. A one-value list is used as given.
     """
 
     method: Literal["beam", "greedy"] = "beam"
@@ -154,6 +157,7 @@ class DecodingConfig:
     beam_threshold: float = 25.0
     lm_weights: tuple[float, ...] = (2.0, 3.0, 4.0)
     word_scores: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0)
+    grid_extensions: int = 3
 
     def __post_init__(self) -> None:
         if self.lm_order < 2:
@@ -164,6 +168,12 @@ class DecodingConfig:
             raise ConfigError(f"decoding.nbest must be in [1, beam_size], got {self.nbest}")
         if not self.lm_weights or not self.word_scores:
             raise ConfigError("decoding.lm_weights and decoding.word_scores need a value each")
+        if min(self.lm_weights) < 0:
+            raise ConfigError(f"decoding.lm_weights must be >= 0, got {list(self.lm_weights)}")
+        if self.grid_extensions < 0:
+            raise ConfigError(
+                f"decoding.grid_extensions must be at least 0, got {self.grid_extensions}"
+            )
 
 
 def lexicon_lines(words: Iterable[str], vocab: dict[str, int], word_sep: str) -> list[str]:

@@ -6,6 +6,7 @@ Checkpoint layout of ``out_dir``::
                            tokenizer) + confidence.json (fitted temperature) + earmark.json
     out_dir/last/          the latest state for resuming: HF folder + optimizer.pt +
                            trainer_state.json (step, elapsed seconds, best dev WER, epoch)
+    out_dir/.last.tmp/     only during a save (and .last.old): see ``save_state``
 
 Features are computed once before training (feature extraction every epoch would cost as
 much CPU as the model). Batches are length-bucketed. The learning rate warms up linearly and
@@ -18,6 +19,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import random
 import shutil
 import time
@@ -33,9 +35,10 @@ import torch.nn.functional as F
 
 from earmark.config import to_dict
 from earmark.errors import CheckpointError, ConfigError, ManifestError
+from earmark.fileio import fsync_dir, write_json
 from earmark.manifest import ManifestRow, manifest_hash, read_manifest
 from earmark.text import normalize
-from training.asr.confidence import fit_temperature
+from training.asr.confidence import fit_temperature, search_grid
 from training.asr.config import ASRConfig, TrainConfig
 from training.asr.data import bucket_batches, collate
 from training.asr.features import Example, load_examples, load_views, spec_augment
@@ -165,27 +168,60 @@ def tune_decoding(
     log: Callable[[str], None],
 ) -> dict[str, Any]:
     """Build the lexicon + n-gram LM from the training transcripts into ``out`` and pick the
-    LM weight and word score with the lowest dev WER; greedy stays when it beats them all."""
+    LM weight and word score with the lowest dev WER; greedy stays when it beats them all.
+
+    The grid ``dc.lm_weights`` x ``dc.word_scores`` is decoded first; then the LM weight is
+    searched along its axis at the best word score, and the word score along its axis at the
+    best LM weight (``search_grid``: past an edge that wins, ``dc.grid_extensions`` values at
+    most each), one dev decoding per new pair."""
     info = write_lm(out, transcripts, rec.vocab, WORD_SEP, dc)
     rec.beam, rec.lm_dir = None, out
     greedy = dev_rates_of(rec, dev, dev_lp)
-    best: dict[str, Any] = {"method": "greedy", "dev_wer": greedy["wer"]}
-    grid = {}
+    wers: dict[tuple[float, float], float] = {}
+
+    def settings_of(lm_weight: float, word_score: float) -> dict[str, Any]:
+        return {
+            "method": "beam",
+            "lm_weight": lm_weight,
+            "word_score": word_score,
+            "beam_size": dc.beam_size,
+            "beam_threshold": dc.beam_threshold,
+            "nbest": dc.nbest,
+        }
+
+    def dev_wer(lm_weight: float, word_score: float) -> float:
+        key = (float(lm_weight), float(word_score))
+        if key not in wers:
+            rec.beam = make_decoder(rec, out, settings_of(*key))
+            wers[key] = dev_rates_of(rec, dev, dev_lp)["wer"]
+        return wers[key]
+
     for lm_weight in dc.lm_weights:
         for word_score in dc.word_scores:
-            settings = {
-                "method": "beam",
-                "lm_weight": lm_weight,
-                "word_score": word_score,
-                "beam_size": dc.beam_size,
-                "beam_threshold": dc.beam_threshold,
-                "nbest": dc.nbest,
-            }
-            rec.beam = make_decoder(rec, out, settings)
-            wer = dev_rates_of(rec, dev, dev_lp)["wer"]
-            grid[f"{lm_weight:g}/{word_score:g}"] = wer
-            if wer < best["dev_wer"]:
-                best = {**settings, "dev_wer": wer}
+            dev_wer(lm_weight, word_score)
+    lw, ws = min(wers, key=wers.__getitem__)
+    lm_axis = search_grid(
+        lambda v: dev_wer(v, ws),
+        dc.lm_weights,
+        lower=0.0,
+        max_extensions=dc.grid_extensions,
+        known={k[0]: w for k, w in wers.items() if k[1] == ws},
+    )
+    lw = lm_axis.best
+    ws_axis = search_grid(
+        lambda v: dev_wer(lw, v),
+        dc.word_scores,
+        max_extensions=dc.grid_extensions,
+        known={k[1]: w for k, w in wers.items() if k[0] == lw},
+    )
+    for note in (lm_axis.describe("LM weight"), ws_axis.describe("word score")):
+        if note:
+            log(f"decoding: {note}")
+    best: dict[str, Any] = {"method": "greedy", "dev_wer": greedy["wer"]}
+    lw, ws = min(wers, key=wers.__getitem__)  # ties: the pair decoded first
+    if wers[(lw, ws)] < greedy["wer"]:
+        best = {**settings_of(lw, ws), "dev_wer": wers[(lw, ws)]}
+    grid = {f"{k[0]:g}/{k[1]:g}": w for k, w in wers.items()}
     settings = {**best, **info, "dev_wer_greedy": greedy["wer"], "grid_dev_wer": grid}
     write_decoding(out, settings)
     attach_decoder(rec, out)
@@ -196,18 +232,22 @@ def tune_decoding(
             if rec.beam
             else ""
         )
-        + f", dev WER {best['dev_wer']:.4f} (greedy {greedy['wer']:.4f}); "
-        f"{info['order']}-gram LM and lexicon of {info['lexicon_words']} words from "
-        f"{info['sentences']} transcripts"
+        + f", dev WER {best['dev_wer']:.4f} (greedy {greedy['wer']:.4f}) over "
+        f"{len(wers)} settings; {info['order']}-gram LM and lexicon of "
+        f"{info['lexicon_words']} words from {info['sentences']} transcripts"
     )
     return settings
 
 
 def fit_dev_temperature(
-    rec: Recogniser, examples: list[Example], log_probs: list[np.ndarray], cfg: ASRConfig
+    rec: Recogniser,
+    examples: list[Example],
+    log_probs: list[np.ndarray],
+    cfg: ASRConfig,
+    log: Callable[[str], None] | None = None,
 ) -> tuple[float, dict[float, float]]:
     """Fit the confidence temperature on dev: word confidences of the checkpoint's decoder
-    (greedy or beam) vs word correctness."""
+    (greedy or beam) vs word correctness (``log`` hears when the search leaves the grid)."""
     correct = []
     beams = []
     for ex, lp in zip(examples, log_probs, strict=True):
@@ -225,25 +265,63 @@ def fit_dev_temperature(
         WORD_SEP,
         word_agg=cfg.confidence.word_aggregation,
         beams=beams if rec.beam is not None else None,
+        log=log,
     )
+
+
+def _side(directory: Path, kind: str) -> Path:
+    return directory.with_name(f".{directory.name}.{kind}")
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush every file under ``folder``, then the folder itself, to disk."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+    fsync_dir(folder)
 
 
 def save_state(
     rec: Recogniser, optimizer: torch.optim.Optimizer, directory: Path, state: dict[str, Any]
 ) -> None:
-    # Written beside the old one and swapped in, so a kill mid-save never leaves a last/ whose
-    # weights, optimizer and step disagree (resume would otherwise continue from a mix).
-    tmp = directory.with_name(f".{directory.name}.tmp")
+    """Replace ``directory`` (``last/``) with the current weights, optimizer and ``state``.
+
+    Written beside the old one and swapped in, so a kill mid-save never leaves a last/ whose
+    weights, optimizer and step disagree (resume would otherwise continue from a mix). The
+    side folder's state file is written last (atomically, after its other files are on disk):
+    a side folder with one is complete. The swap is two renames (last/ -> .last.old, then
+    .last.tmp -> last/); a kill between them leaves no last/, and ``recover_last`` moves the
+    complete .last.tmp into place on resume.
+    """
+    tmp, old = _side(directory, "tmp"), _side(directory, "old")
     shutil.rmtree(tmp, ignore_errors=True)
     rec.save(tmp)
     torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
-    (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
-    old = directory.with_name(f".{directory.name}.old")
+    _fsync_tree(tmp)
+    write_json(tmp / STATE_FILE, state)
     shutil.rmtree(old, ignore_errors=True)
     if directory.exists():
         directory.rename(old)
     tmp.rename(directory)
+    fsync_dir(directory.parent)  # both renames on disk before the old state goes
     shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_last(directory: Path, log: Callable[[str], None] = print) -> bool:
+    """Whether ``directory`` (``last/``) holds a state to resume from, after putting back the
+    newest complete side folder of a swap that a kill interrupted (see ``save_state``)."""
+    if (directory / STATE_FILE).is_file():
+        return True
+    for side in (_side(directory, "tmp"), _side(directory, "old")):  # newest first
+        if (side / STATE_FILE).is_file():
+            if directory.exists():  # made empty before a first save that never finished
+                shutil.rmtree(directory)
+            side.rename(directory)
+            fsync_dir(directory.parent)
+            log(f"{directory}: restored from {side.name} (a save was interrupted mid-swap)")
+            return True
+    return False
 
 
 def write_checkpoint_meta(
@@ -299,7 +377,7 @@ def train_asr(
     # 1. The model: resumed, warm-started or fresh.
     parent = init
     if resume:
-        if not (last / STATE_FILE).is_file():
+        if not recover_last(last, log):
             raise CheckpointError(f"{last}: nothing to resume (no {STATE_FILE})")
         rec = load_recogniser(last, for_training=True)
         state.update(json.loads((last / STATE_FILE).read_text()))
@@ -458,7 +536,7 @@ def train_asr(
             (out / name).unlink(missing_ok=True)
         rec.beam, rec.lm_dir = None, None
         decoding = {"method": "greedy"}
-    temperature, briers = fit_dev_temperature(rec, dev, dev_lp, cfg)
+    temperature, briers = fit_dev_temperature(rec, dev, dev_lp, cfg, log)
     rec.temperature = temperature
     rec.save(out)
     metrics = {
