@@ -5,6 +5,13 @@ token) is exchanged for short-lived access tokens and refreshed when they expire
 token is sent as is. Requests go through one ``httpx.Client`` so that every call shares the
 same retry policy and the same error messages: a server that is down, a refused token or a
 timeout becomes one ``StudioError`` naming the URL and what to do.
+
+Only idempotent calls are retried after they may have reached the server (GET, and PUT,
+PATCH, DELETE: every PATCH earmark sends sets absolute values). A POST that times out or gets
+a 5xx may have been committed (a task import, an annotation), so it is not repeated blindly:
+it raises ``OutcomeUnknown`` and the caller checks the server first (``push`` looks its tasks
+up by their ref and imports only the missing ones). A POST is retried only when it provably
+never left: the connection could not be made, or the token refresh before it failed.
 """
 
 from __future__ import annotations
@@ -19,10 +26,19 @@ from typing import Any
 
 import httpx
 
+from earmark import fileio
 from earmark.errors import StudioError
 from labelling.settings import ENV_TOKEN, ENV_URL, ClientConfig, Paths
 
 RETRY_STATUS = frozenset({429, 502, 503, 504})
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
+# the request never reached the server: safe to send again whatever it does
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+class OutcomeUnknown(StudioError):
+    """A call that is not idempotent failed after it may have reached the server (timeout,
+    dropped connection, 5xx), so it was not retried: it may or may not have been applied."""
 
 
 @dataclass(frozen=True)
@@ -42,14 +58,11 @@ def read_secret(path: Path) -> str | None:
 
 
 def write_secret(path: Path, value: str) -> None:
-    """Write ``value`` to ``path`` readable only by the user (mode 0600), atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
+    """Write ``value`` to ``path`` readable only by the user (mode 0600, in a 0700 folder),
+    atomically and fsynced: the file is created 0600 (never briefly wider) under a fresh name."""
+    fileio.private_dir(path.parent)
+    with fileio.atomic_write(path) as f:
         f.write(value)
-    os.replace(tmp, path)
 
 
 def resolve_connection(workspace: str | Path, url: str | None = None) -> Connection:
@@ -128,24 +141,26 @@ class StudioClient:
         params: dict[str, Any] | None = None,
         files: Any = None,
         ok_status: tuple[int, ...] = (),
+        idempotent: bool | None = None,
     ) -> Any:
         """One API call with retries on transient failures; returns decoded JSON (or None).
 
-        Raises ``StudioError`` naming the URL for a refused token, a server that is down or
-        too slow, and any other error answer (with Label Studio's own message).
+        ``idempotent`` (default: by method, see ``IDEMPOTENT``) says whether the call may be
+        repeated after it reached the server; otherwise such a failure raises
+        ``OutcomeUnknown`` after one attempt. Raises ``StudioError`` naming the URL for a
+        refused token, a server that is down or too slow, and any other error answer (with
+        Label Studio's own message).
         """
         from label_studio_sdk.core.api_error import ApiError
 
+        repeatable = method.upper() in IDEMPOTENT if idempotent is None else idempotent
         attempts = max(1, self.config.retries + 1)
         last_exc: Exception | None = None
         for attempt in range(attempts):
             if attempt:
                 time.sleep(self.config.backoff_s * 2 ** (attempt - 1))
-            try:
+            try:  # nothing of this call has been sent yet: any failure here may be retried
                 headers = {"Authorization": self._auth_header()}
-                resp = self._http.request(
-                    method, path, json=json_body, params=params, files=files, headers=headers
-                )
             except ApiError as exc:  # raised by the SDK when it refreshes a token
                 if exc.status_code in (401, 403):
                     raise self._token_refused(exc.status_code, what) from None
@@ -154,10 +169,20 @@ class StudioClient:
             except (httpx.TransportError, ValueError) as exc:
                 last_exc = exc
                 continue
-            if resp.status_code in RETRY_STATUS or resp.status_code >= 500:
-                last_exc = StudioError(
-                    f"Label Studio at {self.url} failed while {what}: HTTP {resp.status_code}"
+            try:
+                resp = self._http.request(
+                    method, path, json=json_body, params=params, files=files, headers=headers
                 )
+            except httpx.TransportError as exc:
+                if not repeatable and not isinstance(exc, NOT_SENT):
+                    raise self._outcome_unknown(exc, what) from None
+                last_exc = exc
+                continue
+            if resp.status_code in RETRY_STATUS or resp.status_code >= 500:
+                failed = f"HTTP {resp.status_code}"
+                if not repeatable:
+                    raise self._outcome_unknown(failed, what)
+                last_exc = StudioError(f"Label Studio at {self.url} failed while {what}: {failed}")
                 continue
             if resp.status_code in (401, 403) and resp.status_code not in ok_status:
                 raise self._token_refused(resp.status_code, what)
@@ -183,10 +208,22 @@ class StudioClient:
             )
         raise self._unreachable(last_exc, what, attempts) from None
 
+    def _outcome_unknown(self, failure: Exception | str, what: str) -> OutcomeUnknown:
+        if isinstance(failure, httpx.TimeoutException):
+            failure = f"no answer within {self.config.timeout_s:g} s"
+        elif isinstance(failure, Exception):
+            failure = str(failure) or type(failure).__name__
+        return OutcomeUnknown(
+            f"Label Studio at {self.url} failed while {what} ({failure}); not retried, since "
+            "the server may have applied it: check it with `earmark studio status`, then run "
+            "the command again (what is on the server already is not sent twice)"
+        )
+
     def get(self, path: str, *, what: str, params: dict[str, Any] | None = None) -> Any:
         return self.request("GET", path, what=what, params=params)
 
     def post(self, path: str, body: Any = None, *, what: str, **kw: Any) -> Any:
+        """A POST: not retried once it may have reached the server (see ``request``)."""
         return self.request("POST", path, what=what, json_body=body, **kw)
 
     def patch(self, path: str, body: Any, *, what: str) -> Any:

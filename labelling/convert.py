@@ -241,6 +241,7 @@ class Answer:
     flags: tuple[str, ...] = ()
     comment: str | None = None
     extra_intents: tuple[str, ...] = field(default=())
+    problems: tuple[str, ...] = ()  # what could not be read (a region without offsets...)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -252,6 +253,7 @@ class Answer:
             "flags": list(self.flags),
             "comment": self.comment,
             "extra_intents": list(self.extra_intents),
+            "problems": list(self.problems),
         }
 
     @classmethod
@@ -265,6 +267,7 @@ class Answer:
             flags=tuple(d.get("flags", [])),
             comment=d.get("comment"),
             extra_intents=tuple(d.get("extra_intents", [])),
+            problems=tuple(d.get("problems", [])),
         )
 
 
@@ -272,14 +275,23 @@ def _texts(item: dict[str, Any]) -> list[str]:
     return [str(t) for t in (item.get("value", {}).get("text") or [])]
 
 
+def _offset(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def parse_annotation(annotation: dict[str, Any], task_data: dict[str, Any], tags: Tags) -> Answer:
-    """Read one annotation's ``result`` with the project's tags."""
+    """Read one annotation's ``result`` with the project's tags.
+
+    Never raises on what an annotator drew: what cannot be read (an entity region without
+    integer ``start``/``end``) goes into ``Answer.problems``, and validation rejects it.
+    """
     cancelled = bool(annotation.get("was_cancelled"))
     text: str | None = None
     intents: list[str] = []
     spans: list[Span] = []
     flags: list[str] = []
     comment: str | None = None
+    problems: list[str] = []
     for item in annotation.get("result") or []:
         name, value = item.get("from_name"), item.get("value") or {}
         if name == tags.transcript and tags.transcript:
@@ -291,10 +303,12 @@ def parse_annotation(annotation: dict[str, Any], task_data: dict[str, Any], tags
         elif name == tags.intent and tags.intent:
             intents.extend(str(c) for c in value.get("choices", []))
         elif name == tags.entities and tags.entities:
+            start, end = _offset(value.get("start")), _offset(value.get("end"))
             for label in value.get("labels", []):
-                spans.append(
-                    Span(str(label), int(value["start"]), int(value["end"]), value.get("text"))
-                )
+                if start is None or end is None:
+                    problems.append(f"entity region {label} has no start/end offsets in the text")
+                    continue
+                spans.append(Span(str(label), start, end, value.get("text")))
     if tags.kind == "understanding":
         text = str(task_data.get(tags.data_key, ""))
     return Answer(
@@ -306,6 +320,7 @@ def parse_annotation(annotation: dict[str, Any], task_data: dict[str, Any], tags
         flags=tuple(sorted(set(flags))),
         comment=comment,
         extra_intents=tuple(intents[1:]),
+        problems=tuple(problems),
     )
 
 
@@ -350,6 +365,8 @@ def validate_understanding(
             f"transcript and spans disagree: the spans are on {text!r} but the confirmed "
             f"transcript is {confirmed_text!r}"
         )
+    if answer.problems:
+        return None, answer.problems[0]
     starts, ends = _word_bounds(text)
     entities: list[Entity] = []
     for span in answer.spans:

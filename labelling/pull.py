@@ -5,7 +5,10 @@ Every annotation version (id + ``updated_at``) is imported once into ``state/imp
 recomputed from that log, so a later edit supersedes an earlier one:
 
 - ``labels.jsonl``: a manifest of accepted human labels (``source: human``, ``version``: the
-  annotator's pseudonym, ``annotated_at`` and ``annotation_tasks`` as provenance);
+  annotator's pseudonym, ``annotated_at`` and ``annotation_tasks`` as provenance, and
+  ``transcript_confirmed``: whether a person confirmed the transcript in a transcription
+  task, having heard the audio; false for the understanding-only labels of the
+  ``push.asr_confident`` shortcut, whose text is the ASR's own and trains the NLU only);
 - ``rejected.jsonl``: invalid annotations with the reason (never trained on; the task stays
   listed by ``earmark review`` until the annotation is fixed in Label Studio and pulled again);
 - ``flagged.jsonl``: utterances an annotator flagged, with the flags and comment;
@@ -36,7 +39,7 @@ from labelling.client import StudioClient
 from labelling.configs import Tags
 from labelling.projects import project_tags
 from labelling.push import push_understanding, stored_nlu
-from labelling.state import State, append_jsonl, read_jsonl, write_jsonl
+from labelling.state import State, append_jsonl, read_jsonl, read_log, write_jsonl
 
 
 @dataclass
@@ -71,7 +74,7 @@ def fetch_new(
     """Log entries for annotation versions not imported yet, the ids of all current
     annotations, and task id -> (is labelled, number of annotations)."""
     refs = state.ref_index()
-    seen = {(e["annotation_id"], e["updated_at"]) for e in read_jsonl(state.imported)}
+    seen = {(e["annotation_id"], e["updated_at"]) for e in read_log(state.imported)}
     new: list[dict[str, Any]] = []
     current: set[int] = set()
     task_info: dict[int, tuple[bool, int]] = {}
@@ -254,6 +257,7 @@ def decide_all(
         extra = {
             "annotated_at": max(e["updated_at"] for e in used),
             "annotation_tasks": sorted(f"{e['kind']}/{e['task_id']}" for e in used),
+            "transcript_confirmed": confirmed is not None,
         }
         out.labels.append(
             ManifestRow(
@@ -271,8 +275,9 @@ def pull(client: StudioClient, workspace: str | Path, *, followup: bool = True) 
     state = State.of(workspace)
     tags = project_tags(client, workspace)
     new, current, task_info = fetch_new(client, state, tags)
-    entries = read_jsonl(state.imported) + new
+    entries = read_log(state.imported) + new
     outcome = decide_all(entries, current, tags)
+    state.make_private()
     if new:
         append_jsonl(state.imported, new)
     write_manifest(state.labels, outcome.labels)
@@ -315,6 +320,16 @@ def excluded_ids(workspace: str | Path) -> set[str]:
     }
 
 
+def transcript_confirmed(row: ManifestRow) -> bool:
+    """Whether a person confirmed this ``labels.jsonl`` row's transcript in a transcription
+    task (read from ``transcript_confirmed``; rows written before that field from
+    ``annotation_tasks``)."""
+    extra = row.utterance.extra
+    if "transcript_confirmed" in extra:
+        return extra["transcript_confirmed"] is True
+    return any(str(t).startswith("transcription/") for t in extra.get("annotation_tasks", ()))
+
+
 def build_training_manifest(
     workspace: str | Path,
     pool_manifest: str | Path,
@@ -324,13 +339,21 @@ def build_training_manifest(
 ) -> int:
     """Write a training manifest: the pool's audio joined with the human labels pulled so far.
 
-    Flagged utterances and utterances with a rejected annotation are left out; with
-    ``require_intent`` only fully understood utterances are kept. Returns the row count.
+    Flagged utterances and utterances with a rejected annotation are left out. Without
+    ``require_intent`` (the ASR's manifest) only transcripts a person confirmed in a
+    transcription task are kept, never the understanding-only labels of the
+    ``push.asr_confident`` shortcut (their text is the ASR's own, unheard); with
+    ``require_intent`` (the NLU's) every fully understood utterance is kept. Returns the row
+    count.
     """
     state = State.of(workspace)
     labels: dict[str, Label] = {}
     if state.labels.is_file():
-        labels = {r.id: r.label for r in read_manifest(state.labels) if r.label is not None}
+        labels = {
+            r.id: r.label
+            for r in read_manifest(state.labels)
+            if r.label is not None and (require_intent or transcript_confirmed(r))
+        }
     skip = excluded_ids(workspace)
     rows = []
     for row in read_manifest(pool_manifest):

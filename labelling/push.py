@@ -4,16 +4,22 @@ A task carries an opaque id, the audio under an opaque file name (re-encoded, so
 metadata of the original file travels either) and the model's predictions; the mapping from
 opaque id to utterance id stays in the workspace (``state/pushed.jsonl``).
 
-Routing: an utterance goes to the transcription project, unless its ASR prediction is at
-least ``push.asr_confident`` sure and an NLU prediction exists, in which case it goes
-straight to the understanding project with the ASR transcript (only the NLU is unsure).
-Accepted transcripts are sent on to the understanding project by ``pull``
-(``push_understanding``).
+Routing: an utterance goes to the transcription project. Only when the shortcut
+``push.asr_confident`` is set (it is off by default) and the ASR prediction is at least that
+sure and an NLU prediction exists does it go straight to the understanding project, showing
+the ASR's own transcript: nobody hears the audio there, so such a label trains the NLU only
+(``pull.build_training_manifest``). Accepted transcripts are sent on to the understanding
+project by ``pull`` (``push_understanding``).
+
+Tasks are never created twice: utterances whose task is on the server already (found by the
+opaque ref, e.g. after a kill between an import and its record) are recorded, not re-sent,
+and an import whose answer was lost is followed by a look-up, not a blind repeat.
 """
 
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,11 +33,11 @@ from earmark.fileio import iter_id_records
 from earmark.manifest import read_manifest
 from earmark.records import Utterance
 from labelling import convert
-from labelling.client import StudioClient
+from labelling.client import OutcomeUnknown, StudioClient
 from labelling.configs import Tags
 from labelling.projects import project_tags
 from labelling.settings import StudioConfig
-from labelling.state import State, append_jsonl, read_jsonl
+from labelling.state import State, append_jsonl, read_log
 
 Progress = Callable[[int, int], None]
 
@@ -82,6 +88,8 @@ def upload_audio(client: StudioClient, project_id: int, ref: str, wav: bytes) ->
         what=f"uploading audio for task {ref}",
         params={"commit_to_project": "false"},
         files={"file": (f"{ref}.wav", wav, "audio/wav")},
+        # a repeated upload leaves one more unused file, never a task: safe to retry
+        idempotent=True,
     )
     upload_id = resp["file_upload_ids"][0]
     info = client.get(f"/api/import/file-upload/{upload_id}", what="reading an uploaded file")
@@ -104,14 +112,44 @@ def existing_refs(client: StudioClient, project_id: int) -> dict[str, int]:
 
 
 def _import(client: StudioClient, project_id: int, tasks: list[dict[str, Any]]) -> list[int]:
-    resp = client.request(
-        "POST",
-        f"/api/projects/{project_id}/import",
-        what=f"creating {len(tasks)} tasks",
-        params={"return_task_ids": "true"},
-        json_body=tasks,
-    )
-    return [int(t) for t in resp.get("task_ids", [])]
+    """Create ``tasks`` (distinct refs) once each; returns their task ids, in order.
+
+    An import that failed after it may have been committed (``OutcomeUnknown``) is not
+    repeated as is: the project's tasks are looked up by ref and only the missing ones are
+    imported again (``client.retries`` times at most).
+    """
+    refs = [str(t["data"][convert.REF_KEY]) for t in tasks]
+    ids: dict[str, int] = {}
+    attempts = max(1, client.config.retries + 1)
+    for attempt in range(attempts):
+        todo = [t for t, ref in zip(tasks, refs, strict=True) if ref not in ids]
+        try:
+            resp = client.request(
+                "POST",
+                f"/api/projects/{project_id}/import",
+                what=f"creating {len(todo)} tasks",
+                params={"return_task_ids": "true"},
+                json_body=todo,
+            )
+        except OutcomeUnknown:
+            time.sleep(client.config.backoff_s * 2**attempt)
+            found = existing_refs(client, project_id)
+            ids.update({ref: found[ref] for ref in refs if ref in found})
+            if len(ids) == len(refs):
+                break
+            if attempt + 1 == attempts:
+                raise
+            continue
+        made = [int(t) for t in resp.get("task_ids", [])]
+        if len(made) != len(todo):
+            raise StudioError(
+                f"Label Studio created {len(made)} tasks for {len(todo)} utterances in project "
+                f"{project_id}; run `earmark push` again to reconcile (tasks are matched by "
+                "opaque id)"
+            )
+        ids.update(zip([str(t["data"][convert.REF_KEY]) for t in todo], made, strict=True))
+        break
+    return [ids[ref] for ref in refs]
 
 
 def _set_model_version(client: StudioClient, project_id: int, version: str | None) -> None:
@@ -150,6 +188,7 @@ def push(
     nlu = read_predictions(nlu_predictions)
     state = State.of(workspace)
     tags = project_tags(client, workspace)
+    state.make_private()
     if nlu:  # kept for the understanding tasks created after transcription
         append_jsonl(
             state.predictions,
@@ -169,11 +208,13 @@ def push(
                     _record(state, kind, pid, [(uid, ref)], [on_server[kind][ref]], [None])
             continue
         a, n = asr.get(uid), nlu.get(uid)
+        shortcut = config.push.asr_confident
         direct = (
-            "understanding" in tags
+            shortcut is not None
+            and "understanding" in tags
             and a is not None
             and n is not None
-            and float(a.get("confidence", 0.0)) >= config.push.asr_confident
+            and float(a.get("confidence", 0.0)) >= shortcut
         )
         todo.append((uid, "understanding" if direct else "transcription"))
 
@@ -189,7 +230,7 @@ def push(
             summary.transcription += len(made)
         else:
             items = [(uid, str(asr[uid]["text"]), nlu.get(uid)) for uid in batch]
-            made = push_understanding(client, state, pid, ktags, items)
+            made = push_understanding(client, state, pid, ktags, items, on_server=on_server[kind])
             summary.understanding += len(made)
         summary.task_ids.extend(made)
     return summary
@@ -233,11 +274,27 @@ def push_understanding(
     project_id: int,
     tags: Tags,
     items: Iterable[tuple[str, str, dict[str, Any] | None]],
+    *,
+    on_server: dict[str, int] | None = None,
 ) -> list[int]:
-    """Understanding tasks for ``(utterance id, confirmed transcript, NLU prediction or None)``."""
+    """Understanding tasks for ``(utterance id, confirmed transcript, NLU prediction or None)``;
+    returns the ids of the tasks created.
+
+    An utterance whose task is on the server already (``on_server``: ref -> task id, listed
+    when not given), e.g. imported just before a kill lost its record, is recorded in
+    ``pushed.jsonl`` with that task instead of being created again.
+    """
+    items = list(items)
+    if not items:
+        return []
+    if on_server is None:
+        on_server = existing_refs(client, project_id)
     tasks, refs, preds = [], [], []
     for uid, text, nlu in items:
         ref = state.opaque_id(uid)
+        if ref in on_server:
+            _record(state, "understanding", project_id, [(uid, ref)], [on_server[ref]], [nlu])
+            continue
         tasks.append(convert.understanding_task(ref, text, tags, nlu))
         refs.append((uid, ref))
         preds.append(nlu)
@@ -284,4 +341,4 @@ def _record(
 
 def stored_nlu(state: State) -> dict[str, dict[str, Any]]:
     """NLU predictions kept at push time, for understanding tasks created later."""
-    return {row["id"]: row["nlu"] for row in read_jsonl(state.predictions)}
+    return {row["id"]: row["nlu"] for row in read_log(state.predictions)}

@@ -6,6 +6,10 @@
 obtains a personal access token, which it stores in a 0600 file. Secrets (admin and
 annotator passwords, Django's secret key) are generated once and kept in 0600 files; they are
 passed to the server through its environment, never on the command line or in logs.
+
+Everything under ``<workspace>/studio`` is the user's only: folders 0700, files 0600. The
+server runs with umask 077, since its database stores tokens and its upload folder the audio;
+a workspace made by an older earmark is tightened on start.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 
 import httpx
 
+from earmark import fileio
 from earmark.errors import StudioError
 from labelling.client import (
     Connection,
@@ -170,6 +175,20 @@ def _log_tail(path: Path, n: int = 15) -> str:
     return "\n".join(lines[-n:])
 
 
+# Django chmods every uploaded file to FILE_UPLOAD_PERMISSIONS (0644 by default) whatever the
+# umask, and Label Studio has no setting for it: the server is started through its own entry
+# point with Django's defaults for uploads made private (Label Studio sets neither).
+LAUNCHER = """\
+import sys
+import django.conf.global_settings as defaults
+defaults.FILE_UPLOAD_PERMISSIONS = 0o600
+defaults.FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
+from label_studio.server import main
+sys.argv[0] = sys.argv.pop(1)
+sys.exit(main())
+"""
+
+
 def _server_env(config: StudioConfig, paths: Paths) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABEL_STUDIO_")}
     env.update(
@@ -211,9 +230,13 @@ def start(
             "a Label Studio"
         )
     exe = ensure_installed(config, say)
-    paths.data_dir.mkdir(parents=True, exist_ok=True)
+    fileio.private_dir(paths.data_dir)
+    fileio.private_tree(paths.root)
     env = _server_env(config, paths)
     cmd = [
+        str(exe.with_name("python")),
+        "-c",
+        LAUNCHER,
         str(exe),
         "start",
         "--no-browser",
@@ -227,7 +250,8 @@ def start(
         "WARNING",
     ]
     say(f"starting Label Studio at {url} (data in {paths.data_dir})")
-    with open(paths.log, "ab") as log:
+    log_fd = os.open(paths.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(log_fd, "ab") as log:
         proc = subprocess.Popen(
             cmd,
             stdout=log,
@@ -236,11 +260,12 @@ def start(
             env=env,
             cwd=paths.root,
             start_new_session=True,
+            umask=0o077,  # its database (tokens) and uploads (audio): the user's only
         )
     info = ServerInfo(url, proc.pid, str(paths.data_dir), datetime.now(UTC).isoformat())
     try:
         _wait_healthy(proc, url, config.server.start_timeout_s, paths)
-        paths.server_json.write_text(json.dumps(info.to_dict(), indent=1) + "\n")
+        fileio.write_json(paths.server_json, info.to_dict())
         ensure_token(paths, url, config, say)
     except BaseException:
         _terminate(proc.pid)

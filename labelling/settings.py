@@ -48,7 +48,9 @@ class ProjectsConfig:
 @dataclass(frozen=True)
 class PushConfig:
     uncertain_word_confidence: float = 0.6
-    asr_confident: float = 0.9
+    # None (the default): every utterance is transcribed by a person first. A number: ASR at
+    # least this sure goes straight to understanding, and its label trains the NLU only.
+    asr_confident: float | None = None
 
 
 @dataclass(frozen=True)

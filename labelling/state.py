@@ -1,13 +1,18 @@
 """What was pushed to and imported from Label Studio: JSONL files in ``<workspace>/studio/``.
 
-``state/`` holds the logs (append-only, one JSON object per line): ``projects.json`` (project
-ids per kind), ``pushed.jsonl`` (opaque task ref -> utterance id, kind, task id, score) and
-``imported.jsonl`` (every annotation version imported, already converted to our terms).
+``state/`` holds ``projects.json`` (project ids per kind, replaced atomically) and the logs
+(append-only, one JSON object per line): ``pushed.jsonl`` (opaque task ref -> utterance id,
+kind, task id, score), ``predictions.jsonl`` (NLU predictions kept for later understanding
+tasks) and ``imported.jsonl`` (every annotation version imported, already converted to our
+terms). A kill during an append can leave a half-written last line: readers cut it away
+(``read_log``) since what it recorded is re-derived from the server.
 The outputs are rewritten atomically from those logs on every pull: ``labels.jsonl`` (a
 manifest of human labels), ``rejected.jsonl``, ``flagged.jsonl`` and ``disagreements.jsonl``.
 
 Opaque ids and annotator pseudonyms are keyed hashes (HMAC-SHA256 with a per-workspace key
 kept in a 0600 file), so they are stable across pushes but reveal nothing without the key.
+The studio folder and its subfolders are 0700 and every state file 0600: imported labels and
+the opaque id -> utterance id mapping are as private as the audio.
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,18 +27,23 @@ from pathlib import Path
 from typing import Any
 
 from earmark import fileio
+from earmark.errors import StudioError
 from earmark.fileio import read_jsonl
 from labelling.client import read_secret, write_secret
 from labelling.settings import Paths
 
+__all__ = ["State", "append_jsonl", "read_jsonl", "read_log", "write_jsonl"]
+
 
 def append_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    """Append rows (keys sorted) to a state log, created 0600 in a 0700 folder."""
+    fileio.private_dir(path.parent)
+    fileio.append_log(path, rows, sort_keys=True)
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """The rows of a state log; a half-written last line is cut away (``fileio.read_log``)."""
+    return fileio.read_log(path, error=StudioError)
 
 
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
@@ -112,14 +121,18 @@ class State:
         return dict(json.loads(self.projects_json.read_text()))
 
     def save_projects(self, projects: dict[str, dict[str, Any]]) -> None:
-        self.paths.state.mkdir(parents=True, exist_ok=True)
-        tmp = self.projects_json.with_suffix(".tmp")
-        tmp.write_text(json.dumps(projects, indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, self.projects_json)
+        self.make_private()
+        with fileio.atomic_write(self.projects_json) as f:
+            f.write(json.dumps(projects, indent=1, sort_keys=True) + "\n")
+
+    def make_private(self) -> None:
+        """Create (or tighten) the studio and state folders as 0700."""
+        fileio.private_dir(self.paths.root)
+        fileio.private_dir(self.paths.state)
 
     # -- pushed ---------------------------------------------------------------------------
     def pushed_rows(self) -> list[dict[str, Any]]:
-        return read_jsonl(self.pushed)
+        return read_log(self.pushed)
 
     def ref_index(self) -> dict[str, dict[str, Any]]:
         """opaque ref -> its pushed row (utterance id, kind, task id)."""

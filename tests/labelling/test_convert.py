@@ -184,3 +184,23 @@ def test_schema_file_is_checked(tmp_path):
     bad.write_text("- just a list\n")
     with pytest.raises(StudioError, match=re.escape("bad.yaml")):
         schema_from_file(bad)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"end": 22, "text": "seven", "labels": ["time"]},  # no start
+        {"start": 17, "text": "seven", "labels": ["time"]},  # no end
+        {"start": "17", "end": None, "text": "seven", "labels": ["time"]},
+    ],
+)
+def test_a_region_without_offsets_is_rejected_with_its_reason(value):
+    result = convert.understanding_result(TEXT, "alarm_set", [], U)
+    result.append(
+        {"id": "r1", "from_name": "entities", "to_name": "text", "type": "labels", "value": value}
+    )
+    answer = convert.parse_annotation({"result": result}, {"text": TEXT}, U)
+    assert convert.Answer.from_dict(answer.to_dict()) == answer  # kept in imported.jsonl
+    label, why = convert.validate_understanding(answer, "ann-1", U.intents, U.entity_types, None)
+    assert label is None
+    assert why == "entity region time has no start/end offsets in the text"

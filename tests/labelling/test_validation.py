@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from earmark.manifest import read_manifest
@@ -155,3 +157,53 @@ def test_answer_entities_survive_conversion():
     )
     assert reason is None and label is not None
     assert (label.text, label.intent, label.entities) == (text, "play_music", ents)
+
+
+def test_a_region_without_offsets_is_rejected_and_the_pull_goes_on(studio, corpus_factory):
+    """An entity region without ``start`` (e.g. made by a script or another tool) is one
+    rejected annotation, not a pull that stops: the other annotations are imported."""
+    corpus = corpus_factory(3)
+    config = dataclasses.replace(
+        studio.config, push=dataclasses.replace(studio.config.push, asr_confident=0.0)
+    )  # every utterance straight to understanding
+    with studio.client() as admin:
+        setup_projects(
+            admin, studio.workspace, schema_from_manifests([corpus.answers]), studio.config
+        )
+        push(
+            admin, studio.workspace, corpus.selection, corpus.pool, config,
+            asr_predictions=corpus.asr, nlu_predictions=corpus.nlu,
+        )  # fmt: skip
+        utags = project_tags(admin, studio.workspace)["understanding"][1]
+        tasks = _task_ids(studio, "understanding")
+        assert sorted(tasks) == ["u000", "u001", "u002"]
+        text = {
+            uid: admin.get(f"/api/tasks/{tid}/", what="reading")["data"]["text"]
+            for uid, tid in tasks.items()
+        }
+        broken = convert.understanding_result(text["u000"], "alarm_set", [], utags)
+        broken.append(
+            {
+                "id": "nostart",
+                "from_name": utags.entities,
+                "to_name": utags.object_name,
+                "type": "labels",
+                "value": {"end": 5, "text": text["u000"][:5], "labels": ["time"]},
+            }
+        )
+        annotate_task(admin, tasks["u000"], broken)
+        for uid, intent in (("u001", "play_music"), ("u002", "alarm_set")):
+            annotate_task(
+                admin, tasks[uid], convert.understanding_result(text[uid], intent, [], utags)
+            )
+        summary = pull(admin, studio.workspace)
+    assert (summary.new, summary.accepted, summary.rejected) == (3, 2, 1)
+    rejected = read_jsonl(State.of(studio.workspace).rejected)
+    assert [(r["id"], r["reason"]) for r in rejected] == [
+        ("u000", "entity region time has no start/end offsets in the text")
+    ]
+    labels = {r.id: r.label for r in read_manifest(State.of(studio.workspace).labels)}
+    assert {uid: label.intent for uid, label in labels.items()} == {
+        "u001": "play_music",
+        "u002": "alarm_set",
+    }
