@@ -54,6 +54,12 @@ def studio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
 @pytest.fixture
 def studio(studio_server: Studio, tmp_path: Path) -> Studio:
     """A fresh workspace on the session's server, with projects of its own."""
+    return workspace_on(studio_server, tmp_path)
+
+
+def workspace_on(studio_server: Studio, tmp_path: Path) -> Studio:
+    """A fresh workspace ``tmp_path/ws`` on the session's server, with projects of its own
+    (for a test that needs more than one, each in its own folder)."""
     src, dst = Paths.of(studio_server.workspace), Paths.of(tmp_path / "ws")
     dst.root.mkdir(parents=True)
     shutil.copytree(src.secrets, dst.secrets)

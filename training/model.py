@@ -10,7 +10,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from earmark.errors import AudioError
 from earmark.manifest import ManifestRow
+
+BadAudio = Callable[[ManifestRow, AudioError], None]  # what to do with a row whose audio is unreadable
 
 
 class Model(Protocol):
@@ -19,9 +22,13 @@ class Model(Protocol):
     kind: str  # "asr" | "nlu"
     model_version: str
 
-    def predict(self, rows: Iterable[ManifestRow]) -> Iterator[dict[str, Any]]:
+    def predict(
+        self, rows: Iterable[ManifestRow], *, on_bad_audio: BadAudio | None = None
+    ) -> Iterator[dict[str, Any]]:
         """One JSON-able prediction per row, in order, each with ``id`` and ``confidence``
-        (in [0, 1], temperature-calibrated; higher = more sure)."""
+        (in [0, 1], temperature-calibrated; higher = more sure). A row whose audio cannot be
+        read raises its ``AudioError``, or with ``on_bad_audio`` is passed to it and skipped
+        (a model that reads no audio never calls it)."""
         ...
 
     def save(self, directory: str | Path) -> None:
@@ -55,6 +62,11 @@ class Recipe(Protocol):
         self, checkpoint: Path, rows: list[ManifestRow], *, n_resamples: int
     ) -> dict[str, float | None]:
         """The learning curve's numbers for this model on ``rows`` (point estimates)."""
+        ...
+
+    def dev_metrics(self, checkpoint: Path) -> dict[str, float | None]:
+        """The curve's numbers on dev as measured when training chose ``checkpoint`` (read
+        from its ``earmark.json``, no decoding): what the loop's stopping rule reads."""
         ...
 
     def load(self, checkpoint: Path) -> Model:

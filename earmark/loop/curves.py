@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from earmark.fileio import atomic_write, write_json
+
 CURVE_METRICS = (
     ("wer", "WER (lower is better)"),
     ("intent_accuracy", "intent accuracy"),
@@ -20,17 +22,21 @@ CURVE_METRICS = (
 
 
 def append_row(run_dir: Path, row: dict[str, Any]) -> list[dict[str, Any]]:
-    """Add or replace the row for ``row['round']`` and rewrite metrics.json and metrics.csv."""
+    """Add or replace the row for ``row['round']`` and rewrite metrics.json and metrics.csv.
+
+    Idempotent (the same row again changes nothing) and atomic: a kill leaves either file
+    whole, old or new, so a resumed loop can always add the row again.
+    """
     path = run_dir / "metrics.json"
     rows: list[dict[str, Any]] = json.loads(path.read_text()) if path.is_file() else []
     rows = [r for r in rows if r["round"] != row["round"]] + [row]
     rows.sort(key=lambda r: r["round"])
-    path.write_text(json.dumps(rows, indent=2))
+    write_json(path, rows)
     columns: list[str] = []
     for r in rows:
         columns += [k for k in r if k not in columns]
-    with open(run_dir / "metrics.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
+    with atomic_write(run_dir / "metrics.csv") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
     return rows

@@ -25,19 +25,20 @@ from typing import Any
 import numpy as np
 
 from earmark.config import to_dict
-from earmark.errors import EarmarkError, EmptyPoolError
-from earmark.fileio import iter_id_records, write_json, write_jsonl
+from earmark.errors import AudioError, EarmarkError, EmptyPoolError
+from earmark.fileio import iter_id_records, read_jsonl, write_json, write_jsonl
 from earmark.loop.config import LoopConfig
 from earmark.loop.curves import append_row, plot_curves
 from earmark.loop.pseudo import pseudo_asr_rows, pseudo_nlu_rows
 from earmark.loop.state import RunFolder, RunState
 from earmark.loop.warmup import RankCheck, rank_check, utterance_errors
 from earmark.manifest import ManifestRow, read_manifest, write_manifest
-from earmark.records import Label
+from earmark.records import Label, LabelSource
 from earmark.selection import UtteranceScores, make_strategy, read_scores, write_scores
 from earmark.selection.strategies import Combined, Diverse, Random, Strategy
 
 Say = Callable[[str], None]
+BadAudio = Callable[[ManifestRow, AudioError], None]
 
 
 @dataclass(frozen=True)
@@ -161,11 +162,13 @@ def train_round(
     """Train both models (warm-started from the previous round), evaluate on test, log the row."""
     rd = run.round_dir(round_no)
     if (rd / "metrics.json").is_file():  # trained and evaluated before a crash: never train twice
-        return dict(json.loads((rd / "metrics.json").read_text()))
+        done: dict[str, Any] = json.loads((rd / "metrics.json").read_text())
+        _log_row(run, done)  # a kill may have come before the run's curve had this row
+        return done
     rd.mkdir(parents=True, exist_ok=True)
     checkpoints: dict[str, str] = {}
     row: dict[str, Any] = {"round": round_no}
-    test_rows = read_manifest(cfg.data.test or cfg.data.dev)
+    test_rows = read_manifest(cfg.data.test or cfg.data.dev)  # measured only: nothing reads it back
     if not cfg.data.test:
         say(
             f"round {round_no}: no data.test, so the curve is measured on dev, which also "
@@ -191,6 +194,8 @@ def train_round(
         checkpoints[kind] = str(checkpoint)
         row[f"labelled_{kind}"] = n_human
         row.update(model.evaluate(checkpoint, test_rows, n_resamples=cfg.eval_resamples))
+        # what the stopping rule reads: dev, which chose the checkpoint anyway
+        row.update({f"dev_{k}": v for k, v in model.dev_metrics(checkpoint).items()})
         if cfg.self_training.enabled:
             row[f"pseudo_{kind}"] = n_pseudo
     # the curve's x axis counts seed and human labels only, never the models' own
@@ -200,9 +205,14 @@ def train_round(
     }  # NaN -> null
     write_json(rd / "checkpoints.json", checkpoints)
     write_json(rd / "metrics.json", row)
+    _log_row(run, row)
+    return row
+
+
+def _log_row(run: RunFolder, row: dict[str, Any]) -> None:
+    """Put the round's row on the run's curve (replacing any row of the same round) and redraw."""
     rows_so_far = append_row(run.root, row)
     plot_curves({"run": rows_so_far}, run.root / "learning_curve.png")
-    return row
 
 
 # -- scoring and selection -------------------------------------------------------------------
@@ -253,38 +263,95 @@ def scores_from_predictions(
     return UtteranceScores(**fields)
 
 
+class Quarantine:
+    """``RUN/quarantine.jsonl``: utterances whose audio could not be read, with the reason.
+
+    They are never scored, selected or pushed again; the file says which and why, so that
+    the owner can fix or drop them (``earmark corpus check`` names the problem of each).
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / "quarantine.jsonl"
+
+    def rows(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.path)
+
+    def ids(self) -> set[str]:
+        return {r["id"] for r in self.rows()}
+
+    def add(self, row: ManifestRow, exc: AudioError, round_no: int) -> None:
+        if row.id in self.ids():
+            return
+        entry = {"id": row.id, "audio": row.utterance.audio, "reason": exc.reason,
+                 "detail": exc.detail, "round": round_no}  # fmt: skip
+        write_jsonl(self.path, [*self.rows(), entry])  # rewritten whole: atomic, and small
+
+    def adder(self, round_no: int, say: Say) -> BadAudio:
+        def add(row: ManifestRow, exc: AudioError) -> None:
+            say(
+                f"round {round_no}: utterance {row.id}: cannot read its audio ({exc.reason}: "
+                f"{exc.detail}); quarantined in {self.path} and left out of scoring"
+            )
+            self.add(row, exc, round_no)
+
+        return add
+
+
 def unavailable_ids(workspace: Path) -> set[str]:
-    """Pool utterances that may not be selected: already pushed (queued or labelled), flagged, rejected."""
+    """Pool utterances that may not be selected: already pushed (queued or labelled), flagged,
+    rejected, or quarantined for unreadable audio."""
     from labelling.pull import excluded_ids
     from labelling.state import State
 
     state = State.of(workspace)
     pushed = {row["utterance_id"] for row in state.pushed_rows()}
-    return pushed | excluded_ids(workspace)
+    return pushed | excluded_ids(workspace) | Quarantine(workspace).ids()
 
 
 def _predict(
-    ckpts: dict[str, str], rows: list[ManifestRow], halves: Halves
+    ckpts: dict[str, str],
+    rows: list[ManifestRow],
+    halves: Halves,
+    on_bad_audio: BadAudio | None = None,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """ASR and/or NLU predictions for ``rows``; the NLU reads what the ASR heard (the rows' own
-    text on an NLU-only corpus)."""
+    text on an NLU-only corpus). Rows whose audio cannot be read go to ``on_bad_audio`` (when
+    given) and get no prediction from either model."""
     from training.model import recipe
 
     asr_preds: dict[str, dict[str, Any]] = {}
     if halves.asr and rows:
         asr = recipe("asr").load(Path(ckpts["asr"]))
-        asr_preds = {p["id"]: p for p in asr.predict(rows)}
+        bad: set[str] = set()
+
+        def skip(row: ManifestRow, exc: AudioError) -> None:
+            bad.add(row.id)
+            if on_bad_audio is not None:
+                on_bad_audio(row, exc)
+
+        asr_preds = {p["id"]: p for p in asr.predict(rows, on_bad_audio=on_bad_audio and skip)}
+        rows = [r for r in rows if r.id not in bad]
     nlu_preds: dict[str, dict[str, Any]] = {}
     if halves.nlu and rows:
         heard = [
-            ManifestRow(r.utterance, Label(r.id, text=asr_preds[r.id]["text"]))
-            if r.id in asr_preds
-            else r
+            ManifestRow(r.utterance, heard_label(asr_preds[r.id])) if r.id in asr_preds else r
             for r in rows
         ]
         nlu = recipe("nlu").load(Path(ckpts["nlu"]))
         nlu_preds = {p["id"]: p for p in nlu.predict(heard)}
     return asr_preds, nlu_preds
+
+
+def heard_label(asr: dict[str, Any]) -> Label:
+    """An ASR hypothesis as the text the NLU reads: a ``source: model`` label with the ASR's
+    version and confidence (a model's output never carries a seed or human source)."""
+    return Label(
+        str(asr["id"]),
+        text=str(asr["text"]),
+        source=LabelSource.MODEL,
+        version=str(asr.get("model_version") or "") or None,
+        confidence=float(asr["confidence"]) if asr.get("confidence") is not None else None,
+    )
 
 
 def _write_predictions(
@@ -327,7 +394,11 @@ def score_round(cfg: LoopConfig, run: RunFolder, round_no: int, halves: Halves, 
         dev = [r for r in read_manifest(cfg.data.dev) if r.label is not None]
         say(f"round {round_no}: scoring {len(dev)} dev utterances (selection.min_rank_correlation)")
     # one pass, so the models load once; dev and pool ids are disjoint
-    asr_all, nlu_all = _predict(ckpts, dev + pool, halves)
+    quarantined = Quarantine(run.root)
+    asr_all, nlu_all = _predict(
+        ckpts, dev + pool, halves, on_bad_audio=quarantined.adder(round_no, say)
+    )
+    pool = [r for r in pool if r.id not in quarantined.ids()]
     if dev:
         dev_ids = {r.id for r in dev}
         _write_predictions(
@@ -426,8 +497,9 @@ def prepare_studio(cfg: LoopConfig, run: RunFolder, say: Say) -> None:
 
     studio = _studio(cfg, run)
     info = start(run.root, studio, say=say)
-    # Annotators must be able to choose intents the seed never showed: take the corpus schema too.
-    schema = schema_from_manifests([p for p in (cfg.data.seed, cfg.data.dev, cfg.data.test) if p])
+    # Annotators must be able to choose intents the seed never showed: take the corpus schema
+    # too. Never the test set's labels: the test set only measures.
+    schema = schema_from_manifests([p for p in (cfg.data.seed, cfg.data.dev) if p])
     if cfg.data.schema:
         schema = merge_schemas(schema, schema_from_file(cfg.data.schema))
     with connect(run.root, studio.client) as client:
@@ -537,13 +609,16 @@ def should_stop(cfg: LoopConfig, run: RunFolder, round_no: int) -> str | None:
         return f"label budget of {stop.label_budget} reached"
     path = run.root / "metrics.json"
     if stop.patience and path.is_file():
+        # dev figures only: the test set measures, it never decides when to stop
         rows = json.loads(path.read_text())
-        key, sign = ("wer", -1.0) if any("wer" in r for r in rows) else ("intent_accuracy", 1.0)
-        values = [sign * r[key] for r in rows if key in r]
+        key, sign = (
+            ("dev_wer", -1.0) if any("dev_wer" in r for r in rows) else ("dev_intent_accuracy", 1.0)
+        )
+        values = [sign * r[key] for r in rows if r.get(key) is not None]
         if len(values) > stop.patience:
             best_before = max(values[: -stop.patience])
             if max(values[-stop.patience :]) < best_before + stop.min_delta:
-                return f"test {key} has not improved for {stop.patience} round(s)"
+                return f"{key.replace('_', ' ')} has not improved for {stop.patience} round(s)"
     return None
 
 

@@ -58,7 +58,7 @@ def utterance_errors(
 ) -> dict[str, float]:
     """Per dev utterance, an error in [0, 1] to rank against: the utterance WER (capped at 1)
     and/or whether the intent is wrong, mixed by ``asr_weight`` when both models run."""
-    from training.asr.metrics import edit_distance
+    from training.asr.metrics import score_utterance  # the reported metric, normalised alike
 
     out: dict[str, float] = {}
     for row in rows:
@@ -67,8 +67,8 @@ def utterance_errors(
             continue
         parts: list[tuple[float, float]] = []
         if row.id in asr and label.text is not None:
-            ref = label.text.split()
-            wer = edit_distance(ref, asr[row.id]["text"].split()) / max(1, len(ref))
+            score = score_utterance(label.text, str(asr[row.id]["text"]))
+            wer = score.word_errors / max(1, score.ref_words)
             parts.append((asr_weight, min(1.0, wer)))
         if row.id in nlu and label.intent is not None:
             parts.append((1.0 - asr_weight, float(nlu[row.id]["intent"] != label.intent)))

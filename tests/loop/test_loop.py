@@ -10,89 +10,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
+from loop_support import BATCH, loop_config, run_cli, task_refs
 from studio_fixtures import Studio
 
-from earmark.config import save_config
 from earmark.manifest import read_manifest
 from earmark.selection import read_scores
 
 pytestmark = [pytest.mark.slow, pytest.mark.labelstudio]
-
-BATCH = 4
-
-
-@pytest.fixture(scope="module")
-def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from earmark.config import load_config
-    from earmark.corpus.synth import SynthConfig, build_corpus
-
-    out = tmp_path_factory.mktemp("corpus")
-    sizes = ["sizes.seed=24", "sizes.pool=24", "sizes.dev=10", "sizes.test=10", "n_voices=8"]
-    build_corpus(out, load_config(SynthConfig, None, sizes), seed=3)
-    return out
-
-
-def loop_config(
-    corpus: Path,
-    studio: Studio,
-    rounds: int,
-    selection: dict[str, Any] | None = None,
-    annotator: dict[str, Any] | None = None,
-) -> Path:
-    studio_yaml = studio.workspace.parent / "studio.yaml"
-    save_config(studio.config, studio_yaml)
-    cfg = {
-        "data": {
-            "seed": str(corpus / "seed.jsonl"),
-            "pool": str(corpus / "pool.jsonl"),
-            "dev": str(corpus / "dev.jsonl"),
-            "test": str(corpus / "test.jsonl"),
-            "answers": str(corpus / "pool_answers.jsonl"),
-            "schema": str(corpus / "corpus.json"),
-        },
-        "batch": BATCH,
-        "selection": selection or {},
-        "annotator": annotator or {},
-        # tiny step budgets: the test checks the loop's bookkeeping, not model quality
-        "asr": {
-            "overrides": ["train.max_steps=3", "train.eval_max_utterances=10"],
-            "first_round_minutes": 0,
-            "minutes": 0,
-        },
-        "nlu": {"overrides": ["optim.max_epochs=2"], "first_round_minutes": 0, "minutes": 0},
-        "stopping": {"rounds": rounds, "patience": 0},
-        "studio_config": str(studio_yaml),
-        "eval_resamples": 20,
-    }
-    path = studio.workspace.parent / "loop.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
-def run_cli(
-    config: Path, run: Path, crash_after: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "EARMARK_CRASH_AFTER"}
-    if crash_after:
-        env["EARMARK_CRASH_AFTER"] = crash_after
-    return subprocess.run(
-        [sys.executable, "-m", "earmark.cli.main", "loop", "--config", str(config), "--run", str(run)],
-        capture_output=True, text=True, env=env, timeout=900,
-    )  # fmt: skip
-
-
-def task_refs(studio: Studio) -> list[str]:
-    from labelling.state import State
-
-    return [
-        row["utterance_id"]
-        for row in State.of(studio.workspace).pushed_rows()
-        if row["kind"] == "transcription"
-    ]
 
 
 def test_two_round_loop_against_a_real_server(tiny_corpus: Path, studio: Studio) -> None:

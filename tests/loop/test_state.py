@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +55,48 @@ def test_metrics_table_and_plot(tmp_path: Path) -> None:
     assert "0.2500" in table and "entity_f1" not in table
     png = plot_curves({"run": rows}, tmp_path / "curve.png")
     assert png is not None and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_round_killed_before_its_row_reached_the_curve_adds_it_on_resume(tmp_path: Path) -> None:
+    from earmark.loop.config import LoopConfig
+    from earmark.loop.rounds import Halves, train_round
+
+    run = RunFolder(tmp_path)
+    append_row(tmp_path, {"round": 1, "labelled": 100, "wer": 0.4})
+    # round 2 wrote its metrics.json, then the process died before append_row
+    row = {"round": 2, "labelled": 150, "wer": 0.3}
+    run.round_dir(2).mkdir(parents=True)
+    (run.round_dir(2) / "metrics.json").write_text(json.dumps(row))
+    said: list[str] = []
+    again = train_round(LoopConfig(), run, 2, Halves(asr=True, nlu=False), said.append)
+    assert again == row  # not trained again
+    assert [r["round"] for r in json.loads((tmp_path / "metrics.json").read_text())] == [1, 2]
+    assert (tmp_path / "metrics.csv").read_text().splitlines()[2] == "2,150,0.3"
+    # and once more changes nothing (idempotent)
+    before = (tmp_path / "metrics.json").read_text()
+    train_round(LoopConfig(), run, 2, Halves(asr=True, nlu=False), said.append)
+    assert (tmp_path / "metrics.json").read_text() == before
+
+
+def _stop_after(tmp_path: Path, rows: list[dict[str, float]]) -> str | None:
+    from earmark.loop.config import LoopConfig, StoppingConfig
+    from earmark.loop.rounds import should_stop
+
+    for n, r in enumerate(rows, start=1):
+        append_row(tmp_path, {"round": n, "labelled": 100 * n, **r})
+    cfg = LoopConfig(stopping=StoppingConfig(rounds=10, patience=2))
+    return should_stop(cfg, RunFolder(tmp_path), len(rows))
+
+
+def test_the_stopping_rule_reads_dev_never_test(tmp_path: Path) -> None:
+    # test WER improves every round while dev is flat: dev decides, so the loop stops
+    flat_dev = [{"wer": w, "dev_wer": 0.3} for w in (0.5, 0.4, 0.3, 0.2)]
+    assert _stop_after(tmp_path / "a", flat_dev) == "dev wer has not improved for 2 round(s)"
+    # test WER flat (or garbage) while dev improves: the loop carries on
+    better_dev = [{"wer": 0.9, "dev_wer": w} for w in (0.5, 0.4, 0.3, 0.2)]
+    assert _stop_after(tmp_path / "b", better_dev) is None
+    # an NLU-only run stops on dev intent accuracy
+    nlu = [{"intent_accuracy": a, "dev_intent_accuracy": 0.7} for a in (0.5, 0.6, 0.7, 0.8)]
+    assert _stop_after(tmp_path / "c", nlu) == (
+        "dev intent accuracy has not improved for 2 round(s)"
+    )

@@ -149,3 +149,10 @@ def test_status_says_what_the_last_round_selected_and_why(tmp_path: Path) -> Non
                     "threshold": 0.3, "informative": True})
     )  # fmt: skip
     assert "Spearman 0.41, threshold 0.3: followed" in str(last_selection(run))
+
+
+def test_errors_are_measured_on_normalised_text_like_the_reported_wer() -> None:
+    # the same words as the reference once normalised: no error, as the reported WER says
+    rows = [dev_row("d0", text="Play Jazz, at 7.")]
+    errors = utterance_errors(rows, {"d0": asr_pred("d0", "play jazz at seven", 0.9)}, {}, 1.0)
+    assert errors == {"d0": 0.0}

@@ -8,8 +8,9 @@ from pathlib import Path
 from earmark.manifest import ManifestRow
 from training.asr.config import load_asr_config
 from training.asr.evaluate import evaluate_asr
-from training.asr.train import train_asr
+from training.asr.train import recover_last, train_asr
 from training.asr.transcribe import ASRModel
+from training.checkpoint import read_meta
 
 MIN_CLASS_FOR_AUROC = 10  # utterances with and without errors, each, for a round's AUROC
 
@@ -33,7 +34,7 @@ class ASRRecipe:
         result = train_asr(
             cfg, train, dev, out,
             init=str(init) if init else None,
-            resume=(out / "last" / "trainer_state.json").is_file(),
+            resume=recover_last(out / "last", log),  # puts back a save a kill cut mid-swap
             log=log,
         )  # fmt: skip
         return Path(result.checkpoint)
@@ -56,6 +57,10 @@ class ASRRecipe:
             "asr_correct_utterances": m["n_correct"],
             "asr_confidence_spearman": m["confidence_spearman"]["value"],
         }
+
+    def dev_metrics(self, checkpoint: Path) -> dict[str, float | None]:
+        m = read_meta(checkpoint, kind="asr").metrics
+        return {"wer": m.get("dev_wer"), "cer": m.get("dev_cer")}
 
     def load(self, checkpoint: Path) -> ASRModel:
         return ASRModel(checkpoint)

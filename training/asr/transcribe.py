@@ -13,14 +13,14 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from earmark.errors import CheckpointError
+from earmark.errors import AudioError, CheckpointError
 from earmark.manifest import ManifestRow
 from training.asr.confidence import Word, greedy_words, nbest_words, utterance_confidence
 from training.asr.data import bucket_batches, collate
@@ -28,6 +28,8 @@ from training.asr.features import Example, load_example
 from training.asr.lm import attach_decoder, has_lm
 from training.asr.model import WORD_SEP, Recogniser, load_recogniser
 from training.checkpoint import META_FILE, read_meta, write_meta
+
+BadAudio = Callable[[ManifestRow, AudioError], None]  # what to do with a row whose audio is unreadable
 
 # Padded input frames per inference batch: 32 utterances of 3 s of log-mel (10 ms frames).
 MAX_FRAMES = 9600
@@ -154,17 +156,20 @@ def transcribe_with(
     max_frames: int = MAX_FRAMES,
     chunk_size: int = 128,
     device: torch.device | None = None,
+    on_bad_audio: BadAudio | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Predictions for ``rows`` in input order with an already loaded recogniser.
 
     Rows are read ``chunk_size`` at a time and batched by length: at most ``batch_size``
     utterances and ``max_frames`` padded input frames a batch, so peak memory is set by
-    ``max_frames``, not by the longest utterances a manifest happens to hold.
+    ``max_frames``, not by the longest utterances a manifest happens to hold. A row whose
+    audio cannot be read raises its ``AudioError``; with ``on_bad_audio`` it is handed to that
+    callback instead and skipped (no prediction for it), and the rest go on.
     """
     device = device or next(rec.model.parameters()).device
     it = iter(rows)
     while chunk := list(itertools.islice(it, chunk_size)):
-        examples = [load_example(row, rec.feature_extractor, rec.encode)[0] for row in chunk]
+        chunk, examples = _load_chunk(rec, chunk, on_bad_audio)
         results: dict[int, dict[str, Any]] = {}
         lengths = [ex.length for ex in examples]
         for idx in bucket_batches(lengths, max_frames=max_frames, max_batch=batch_size):
@@ -175,6 +180,23 @@ def transcribe_with(
         _release_freed_memory()
         for i in range(len(chunk)):
             yield results[i]
+
+
+def _load_chunk(
+    rec: Recogniser, chunk: list[ManifestRow], on_bad_audio: BadAudio | None
+) -> tuple[list[ManifestRow], list[Example]]:
+    """The rows whose audio could be read, and their features."""
+    kept, examples = [], []
+    for row in chunk:
+        try:
+            examples.append(load_example(row, rec.feature_extractor, rec.encode)[0])
+        except AudioError as exc:
+            if on_bad_audio is None:
+                raise
+            on_bad_audio(row, exc)
+            continue
+        kept.append(row)
+    return kept, examples
 
 
 def transcribe(
@@ -208,10 +230,17 @@ class ASRModel:
         self.recogniser = load_for_inference(checkpoint_dir, self.device)
         self.model_version = model_version_of(checkpoint_dir)
 
-    def predict(self, rows: Iterable[ManifestRow]) -> Iterator[dict[str, Any]]:
-        """One prediction per row, in order (see the module docstring for the keys)."""
+    def predict(
+        self, rows: Iterable[ManifestRow], *, on_bad_audio: BadAudio | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """One prediction per row, in order (see the module docstring for the keys); rows
+        with unreadable audio go to ``on_bad_audio`` when given (see ``transcribe_with``)."""
         return transcribe_with(
-            self.recogniser, rows, model_version=self.model_version, device=self.device
+            self.recogniser,
+            rows,
+            model_version=self.model_version,
+            device=self.device,
+            on_bad_audio=on_bad_audio,
         )
 
     def save(self, directory: str | Path) -> None:

@@ -154,8 +154,11 @@ class NLUModel:
                     self.model_version,
                 )
 
-    def predict(self, rows: Iterable[ManifestRow]) -> Iterator[dict[str, Any]]:
-        """Predictions for manifest rows, from each row's label text ("" when it has none)."""
+    def predict(
+        self, rows: Iterable[ManifestRow], *, on_bad_audio: Any = None
+    ) -> Iterator[dict[str, Any]]:
+        """Predictions for manifest rows, from each row's label text ("" when it has none);
+        ``on_bad_audio`` is never called (the NLU reads no audio)."""
         return self.predict_texts(
             (row.id, (row.label.text if row.label and row.label.text else "")) for row in rows
         )

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from earmark.manifest import ManifestRow
+from training.checkpoint import read_meta
 from training.nlu.evaluate import evaluate_nlu
 from training.nlu.predict import NLUModel
 from training.nlu.train import load_nlu_config, train_nlu
@@ -35,6 +36,13 @@ class NLURecipe:
     ) -> dict[str, float | None]:
         m = evaluate_nlu(checkpoint, rows, n_resamples=n_resamples)
         return {k: m[k]["value"] for k in ("intent_accuracy", "entity_f1", "slu_f1")}
+
+    def dev_metrics(self, checkpoint: Path) -> dict[str, float | None]:
+        dev = read_meta(checkpoint, kind="nlu").metrics.get("dev", {})
+        return {
+            k: (dev[k]["value"] if isinstance(dev.get(k), dict) else None)
+            for k in ("intent_accuracy", "entity_f1", "slu_f1")
+        }
 
     def load(self, checkpoint: Path) -> NLUModel:
         return NLUModel.load(checkpoint)

@@ -9,6 +9,7 @@ predicted entity is always a run of whole words of the text it was predicted on.
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -23,16 +24,25 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
 def train_tokenizer(texts: Iterable[str], *, vocab_size: int = 4000) -> Any:
-    """A WordPiece tokenizer trained on ``texts`` (normalised), wrapped for transformers."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
+    """A WordPiece tokenizer for ``texts`` (normalised), wrapped for transformers.
+
+    The vocabulary is the special tokens, every character (alone and as a ``##`` suffix
+    piece) and the most frequent whole words up to ``vocab_size``: an unseen word falls back
+    to its longest known prefix and then characters. It is built here rather than by
+    ``WordPieceTrainer``, whose merges depend on hash-map order and so differ from one process
+    to the next on the same text (huggingface/tokenizers#1794), and with them the model's
+    initialisation: two runs on the same labels must train the same model.
+    """
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    words = Counter(w for t in texts for w in t.split())
+    chars = sorted({c for w in words for c in w})
+    vocab = [*SPECIAL_TOKENS, *chars, *(f"##{c}" for c in chars)]
+    ranked = sorted((w for w in words if len(w) > 1), key=lambda w: (-words[w], w))
+    vocab += ranked[: max(0, vocab_size - len(vocab))]
+    tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, min_frequency=1, special_tokens=list(SPECIAL_TOKENS)
-    )
-    tok.train_from_iterator(texts, trainer)
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
