@@ -13,7 +13,9 @@ from typing import Any, Protocol
 from earmark.errors import AudioError
 from earmark.manifest import ManifestRow
 
-BadAudio = Callable[[ManifestRow, AudioError], None]  # what to do with a row whose audio is unreadable
+BadAudio = Callable[
+    [ManifestRow, AudioError], None
+]  # what to do with a row whose audio is unreadable
 
 
 class Model(Protocol):

@@ -29,7 +29,9 @@ from training.asr.lm import attach_decoder, has_lm
 from training.asr.model import WORD_SEP, Recogniser, load_recogniser
 from training.checkpoint import META_FILE, read_meta, write_meta
 
-BadAudio = Callable[[ManifestRow, AudioError], None]  # what to do with a row whose audio is unreadable
+BadAudio = Callable[
+    [ManifestRow, AudioError], None
+]  # what to do with a row whose audio is unreadable
 
 # Padded input frames per inference batch: 32 utterances of 3 s of log-mel (10 ms frames).
 MAX_FRAMES = 9600
