@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from earmark import faults
 from earmark.errors import EarmarkError
 
 
@@ -70,6 +71,7 @@ def atomic_write(path: str | Path) -> Iterator[IO[str]]:
     umask (secrets rely on that: never briefly wider); file and folder are fsynced.
     """
     path = Path(path)
+    faults.point(f"write {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -155,6 +157,7 @@ def append_log(path: str | Path, rows: Iterable[Any], *, sort_keys: bool = False
     """Append one JSON object per line to ``path`` (created 0600), fsynced; a torn last line
     left by an earlier interrupted append is cut away first (see ``read_log``)."""
     path = Path(path)
+    faults.point(f"append {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_file():
         _repair_tail(path)

@@ -8,13 +8,17 @@ parent checkpoint it was warm-started from, the metrics at save time and the ste
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from earmark import faults
 from earmark.errors import CheckpointError
-from earmark.fileio import write_json
+from earmark.fileio import fsync_dir, write_json
 
 META_FILE = "earmark.json"
 ModelKind = Literal["asr", "nlu"]
@@ -66,3 +70,68 @@ def read_meta(directory: str | Path, *, kind: ModelKind | None = None) -> Checkp
 
 def checkpoint_kind(directory: str | Path) -> ModelKind:
     return read_meta(directory).kind
+
+
+# -- resume state, replaced whole ----------------------------------------------------------
+# Both trainers keep the state to resume from in one folder (``last/``) that must never be a
+# mix of two saves: weights of one step with the optimiser or step of another.
+
+
+def _side(directory: Path, kind: str) -> Path:
+    return directory.with_name(f".{directory.name}.{kind}")
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush every file under ``folder``, then the folder itself, to disk."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+    fsync_dir(folder)
+
+
+def replace_folder(directory: Path, write: Callable[[Path], None], marker: str) -> None:
+    """Replace ``directory`` with what ``write(side_folder)`` puts in a side folder.
+
+    ``write`` must write ``marker`` (the state file that says the folder is complete) and may
+    write anything else; the side folder is flushed to disk and the marker rewritten last, so
+    a side folder holding the marker is complete. The swap is two renames (``last/`` ->
+    ``.last.old``, then ``.last.tmp`` -> ``last/``); a kill between them leaves no ``last/``,
+    and ``recover_folder`` puts the complete one back on resume.
+    """
+    tmp, old = _side(directory, "tmp"), _side(directory, "old")
+    faults.point(f"save {directory}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write(tmp)
+    if not (tmp / marker).is_file():
+        raise CheckpointError(f"{tmp}: the save wrote no {marker}")
+    final = tmp / marker
+    held = final.with_name(f".{marker}.held")
+    final.rename(held)  # the marker goes back only once everything else is on disk
+    _fsync_tree(tmp)
+    held.rename(final)
+    fsync_dir(tmp)
+    shutil.rmtree(old, ignore_errors=True)
+    faults.point(f"swap {directory}")
+    if directory.exists():
+        directory.rename(old)
+    faults.point(f"swap in {directory}")
+    tmp.rename(directory)
+    fsync_dir(directory.parent)  # both renames on disk before the old state goes
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_folder(directory: Path, marker: str, log: Callable[[str], None] = print) -> bool:
+    """Whether ``directory`` holds a complete state (``marker``) to resume from, after putting
+    back the newest complete side folder of a swap that a kill interrupted."""
+    if (directory / marker).is_file():
+        return True
+    for side in (_side(directory, "tmp"), _side(directory, "old")):  # newest first
+        if (side / marker).is_file():
+            if directory.exists():  # made empty before a first save that never finished
+                shutil.rmtree(directory)
+            side.rename(directory)
+            fsync_dir(directory.parent)
+            log(f"{directory}: restored from {side.name} (a save was interrupted mid-swap)")
+            return True
+    return False

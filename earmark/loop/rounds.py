@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from earmark import faults
 from earmark.config import to_dict
 from earmark.errors import AudioError, EarmarkError, EmptyPoolError
 from earmark.fileio import iter_id_records, read_jsonl, write_json, write_jsonl
@@ -639,6 +640,7 @@ def run_loop(cfg: LoopConfig, run_dir: str | Path, *, say: Say = print) -> RunSt
         prepare_studio(cfg, run, say)
         while True:
             r = state.round
+            faults.context(f"round {r} {state.phase}")
             if state.phase == "train":
                 train_round(cfg, run, r, halves, say)
                 reason = should_stop(cfg, run, r)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from earmark import faults
 from earmark.errors import CheckpointError
 from earmark.fileio import write_json
 
@@ -111,6 +112,7 @@ class Recogniser:
 
     def save(self, directory: str | Path) -> None:
         """``save_pretrained`` of model, feature extractor and tokenizer, plus the temperature."""
+        faults.point(f"save {directory}")
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()

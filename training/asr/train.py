@@ -19,9 +19,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import random
-import shutil
 import time
 import uuid
 from collections.abc import Callable
@@ -35,7 +33,7 @@ import torch.nn.functional as F
 
 from earmark.config import to_dict
 from earmark.errors import CheckpointError, ConfigError, ManifestError
-from earmark.fileio import fsync_dir, write_json
+from earmark.fileio import write_json
 from earmark.manifest import ManifestRow, manifest_hash, read_manifest
 from earmark.text import normalize
 from training.asr.confidence import fit_temperature, search_grid
@@ -53,7 +51,7 @@ from training.asr.lm import (
 from training.asr.metrics import align_words, corpus_rates, score_utterance
 from training.asr.model import WORD_SEP, Recogniser, build_recogniser, load_recogniser
 from training.asr.transcribe import batch_log_probs, decode, pick_device
-from training.checkpoint import CheckpointMeta, write_meta
+from training.checkpoint import CheckpointMeta, recover_folder, replace_folder, write_meta
 
 LAST = "last"
 STATE_FILE = "trainer_state.json"
@@ -269,59 +267,25 @@ def fit_dev_temperature(
     )
 
 
-def _side(directory: Path, kind: str) -> Path:
-    return directory.with_name(f".{directory.name}.{kind}")
-
-
-def _fsync_tree(folder: Path) -> None:
-    """Flush every file under ``folder``, then the folder itself, to disk."""
-    for path in folder.rglob("*"):
-        if path.is_file():
-            with open(path, "rb") as f:
-                os.fsync(f.fileno())
-    fsync_dir(folder)
-
-
 def save_state(
     rec: Recogniser, optimizer: torch.optim.Optimizer, directory: Path, state: dict[str, Any]
 ) -> None:
-    """Replace ``directory`` (``last/``) with the current weights, optimizer and ``state``.
+    """Replace ``directory`` (``last/``) with the current weights, optimizer and ``state``,
+    whole (``training.checkpoint.replace_folder``): a kill mid-save never leaves a last/
+    whose weights, optimizer and step disagree."""
 
-    Written beside the old one and swapped in, so a kill mid-save never leaves a last/ whose
-    weights, optimizer and step disagree (resume would otherwise continue from a mix). The
-    side folder's state file is written last (atomically, after its other files are on disk):
-    a side folder with one is complete. The swap is two renames (last/ -> .last.old, then
-    .last.tmp -> last/); a kill between them leaves no last/, and ``recover_last`` moves the
-    complete .last.tmp into place on resume.
-    """
-    tmp, old = _side(directory, "tmp"), _side(directory, "old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    rec.save(tmp)
-    torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
-    _fsync_tree(tmp)
-    write_json(tmp / STATE_FILE, state)
-    shutil.rmtree(old, ignore_errors=True)
-    if directory.exists():
-        directory.rename(old)
-    tmp.rename(directory)
-    fsync_dir(directory.parent)  # both renames on disk before the old state goes
-    shutil.rmtree(old, ignore_errors=True)
+    def write(tmp: Path) -> None:
+        rec.save(tmp)
+        torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
+        write_json(tmp / STATE_FILE, state)
+
+    replace_folder(directory, write, STATE_FILE)
 
 
 def recover_last(directory: Path, log: Callable[[str], None] = print) -> bool:
-    """Whether ``directory`` (``last/``) holds a state to resume from, after putting back the
-    newest complete side folder of a swap that a kill interrupted (see ``save_state``)."""
-    if (directory / STATE_FILE).is_file():
-        return True
-    for side in (_side(directory, "tmp"), _side(directory, "old")):  # newest first
-        if (side / STATE_FILE).is_file():
-            if directory.exists():  # made empty before a first save that never finished
-                shutil.rmtree(directory)
-            side.rename(directory)
-            fsync_dir(directory.parent)
-            log(f"{directory}: restored from {side.name} (a save was interrupted mid-swap)")
-            return True
-    return False
+    """Whether ``directory`` (``last/``) holds a state to resume from, after putting back a
+    save that a kill cut mid-swap (``training.checkpoint.recover_folder``)."""
+    return recover_folder(directory, STATE_FILE, log)
 
 
 def write_checkpoint_meta(

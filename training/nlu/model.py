@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from earmark import faults
 from earmark.errors import CheckpointError
 from training.nlu.schema import LabelSchema
 
@@ -185,6 +186,7 @@ def save_model(model: JointNLU, tokenizer: Any, directory: str | Path) -> None:
     """Write encoder + tokenizer (HF format), heads and ``nlu.json`` into ``directory``."""
     from safetensors.torch import save_file
 
+    faults.point(f"save {directory}")
     quiet_transformers()
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

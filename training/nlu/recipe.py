@@ -6,10 +6,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from earmark.manifest import ManifestRow
-from training.checkpoint import read_meta
+from training.checkpoint import read_meta, recover_folder
 from training.nlu.evaluate import evaluate_nlu
 from training.nlu.predict import NLUModel
-from training.nlu.train import load_nlu_config, train_nlu
+from training.nlu.train import LAST, TRAINER_STATE, load_nlu_config, train_nlu
 
 
 class NLURecipe:
@@ -28,7 +28,9 @@ class NLURecipe:
         log: Callable[[str], None],
     ) -> Path:
         cfg = load_nlu_config(config, (*overrides, f"budget_minutes={minutes}"))
-        train_nlu(train, dev, out, cfg, init=init, resume=(out / "last").is_dir(), log=log)
+        # resume an interrupted run of its own (putting back a save a kill cut mid-swap)
+        resume = recover_folder(out / LAST, TRAINER_STATE, log)
+        train_nlu(train, dev, out, cfg, init=init, resume=resume, log=log)
         return out
 
     def evaluate(

@@ -22,7 +22,7 @@ import torch
 from earmark.config import load_config, to_dict
 from earmark.errors import CheckpointError, ConfigError
 from earmark.manifest import manifest_hash
-from training.checkpoint import CheckpointMeta, write_meta
+from training.checkpoint import CheckpointMeta, recover_folder, replace_folder, write_meta
 from training.nlu import calibration
 from training.nlu.data import Example, load_examples, read_asr_predictions, with_hypotheses
 from training.nlu.evaluate import score_predictions
@@ -269,8 +269,14 @@ def calibrate(model: JointNLU, tokenizer: Any, dev: list[Example], version: str)
 def save_last(
     model: JointNLU, tokenizer: Any, optimizer: torch.optim.Optimizer, state: dict, out: Path
 ) -> None:
-    save_model(model, tokenizer, out / LAST)
-    torch.save({**state, "optimizer": optimizer.state_dict()}, out / LAST / TRAINER_STATE)
+    """Replace ``out/last/`` whole (``training.checkpoint.replace_folder``): a kill mid-save
+    never leaves weights and optimiser state of different epochs to resume from."""
+
+    def write(tmp: Path) -> None:
+        save_model(model, tokenizer, tmp)
+        torch.save({**state, "optimizer": optimizer.state_dict()}, tmp / TRAINER_STATE)
+
+    replace_folder(out / LAST, write, TRAINER_STATE)
 
 
 def train_nlu(
@@ -299,7 +305,7 @@ def train_nlu(
     schema = build_schema(config, train, dev, (train_path, dev_path))
     state: dict[str, Any] = {"step": 0, "epoch": 0, "best": -1.0, "best_epoch": 0, "bad": 0}
     state["version"] = "nlu-" + time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    if resume and (out / LAST / TRAINER_STATE).is_file():
+    if resume and recover_folder(out / LAST, TRAINER_STATE, log):
         model, tokenizer = load_model(out / LAST)
         if model.schema.extended(schema)[0] != model.schema:
             raise CheckpointError(f"{out / LAST}: cannot resume, the training labels changed")
