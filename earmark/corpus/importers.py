@@ -225,11 +225,22 @@ def run_import(
         if item is not None:
             quarantine[item.key] = item
             report.quarantined.append(item)
+    _write_import(report, existing, [row for row, _ in added.values()], quarantine)
+    return report
+
+
+def _write_import(
+    report: ImportReport,
+    existing: list[ManifestRow],
+    added: list[ManifestRow],
+    quarantine: dict[str, QuarantineItem],
+) -> None:
+    """Write the manifest (``existing`` then ``added``) and the quarantine, atomically, and
+    record the counts in ``report``. A quarantined id that is now in the manifest is dropped
+    from the quarantine, unless it was quarantined as a ``duplicate_id``."""
     report.imported = len(added)
-    report.total_rows = write_manifest(
-        report.manifest, [*existing, *(row for row, _ in added.values())]
-    )
-    kept = present | set(added)
+    report.total_rows = write_manifest(report.manifest, [*existing, *added])
+    kept = {row.id for row in existing} | {row.id for row in added}
     write_jsonl(
         report.quarantine,
         (
@@ -238,7 +249,6 @@ def run_import(
             if q.reason == "duplicate_id" or q.id not in kept
         ),
     )
-    return report
 
 
 def _item(

@@ -24,17 +24,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from earmark.audio import load_audio, write_audio
-from earmark.corpus.synth import (
-    ENGINES,
-    SAMPLE_RATE,
-    PlannedUtterance,
-    SynthConfig,
-    _draw_rendering,
-    _one_torch_thread,
-    choose_voices,
-    find_engines,
-    render,
-)
+from earmark.corpus.config import ENGINES, SAMPLE_RATE, SynthConfig
+from earmark.corpus.engines import find_engines
+from earmark.corpus.planning import PlannedUtterance, draw_rendering
+from earmark.corpus.rendering import one_torch_thread, render
+from earmark.corpus.voices import choose_voices
 from earmark.errors import CorpusError
 from earmark.manifest import ManifestRow, write_manifest
 from earmark.records import Label, LabelSource, Utterance
@@ -61,7 +55,7 @@ def plan_phrases(
                 uid = f"phrase-{t:03d}-{voice.id}-{r}"
                 label = Label(uid, text, source=LabelSource.SEED)
                 plan.append(
-                    PlannedUtterance(uid, "phrases", label, voice, _draw_rendering(noise, rng, ""))
+                    PlannedUtterance(uid, "phrases", label, voice, draw_rendering(noise, rng, ""))
                 )
     return plan
 
@@ -104,7 +98,7 @@ def speak_phrases(
             write_audio(tmp, load_audio(tmp, target_sr=sample_rate), sample_rate)
         tmp.replace(path)
 
-    with _one_torch_thread(), ThreadPoolExecutor(max_workers=config.workers) as pool:
+    with one_torch_thread(), ThreadPoolExecutor(max_workers=config.workers) as pool:
         for done, _ in enumerate(pool.map(make, plan), start=1):
             if progress is not None:
                 progress(done, len(plan))

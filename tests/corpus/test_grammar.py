@@ -121,3 +121,26 @@ def test_fill_rejoins_optional_parts_with_single_spaces():
         assert "  " not in text and text == text.strip()
         assert entities[0].type == "house_place"
         assert text[entities[0].start : entities[0].end] in grammar.SLOT_VALUES["house_place"]
+
+
+def test_the_data_files_load_in_file_order_with_generated_dates_and_times():
+    assert list(grammar.load_intent_templates()) == list(grammar.INTENT_TEMPLATES)
+    slots = grammar.load_slot_values()
+    assert slots == grammar.SLOT_VALUES
+    for key, generate in grammar.GENERATED_SLOTS.items():
+        assert slots[key] == generate()
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"date": None, "time": None, "joke_type": ["dad", 3]}, "joke_type must be a non-empty"),
+        ({"date": None, "time": None, "joke_type": []}, "joke_type must be a non-empty"),
+        ({"date": None, "time": None, "joke_type": None}, "joke_type must be a non-empty"),
+        ({"date": None, "person": ["ann"]}, r"no entry for the generated slot\(s\) time"),
+    ],
+)
+def test_bad_slot_data_is_an_error_naming_the_file_and_key(monkeypatch, raw, message):
+    monkeypatch.setattr(grammar, "_read_data", lambda name: raw)
+    with pytest.raises(CorpusError, match=rf"^slot_values\.yaml: .*{message}"):
+        grammar.load_slot_values()

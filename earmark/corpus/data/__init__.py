@@ -1,0 +1,1 @@
+"""Data files of the built-in grammar (read with importlib.resources)."""
