@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from earmark import fileio
+from earmark import faults, fileio
 from earmark.errors import StudioError
 from labelling.settings import ENV_TOKEN, ENV_URL, ClientConfig, Paths
 
@@ -156,6 +156,8 @@ class StudioClient:
         repeatable = method.upper() in IDEMPOTENT if idempotent is None else idempotent
         attempts = max(1, self.config.retries + 1)
         last_exc: Exception | None = None
+        if method.upper() != "GET":
+            faults.point(f"{method.upper()} {path}")  # a write on the server: a kill point
         for attempt in range(attempts):
             if attempt:
                 time.sleep(self.config.backoff_s * 2 ** (attempt - 1))

@@ -2,18 +2,17 @@
 
 Tasks carry only ``{"ref": <opaque id>, <object data key>: <audio URL or text>}`` plus
 predictions. An annotation comes back as an ``Answer`` (what one annotator said in our terms,
-not yet validated); ``validate_*`` turn answers into ``Label``\\ s or a rejection reason.
+not yet validated); ``labelling.validation`` turns answers into ``Label``\\ s or a rejection
+reason.
 """
 
 from __future__ import annotations
 
-import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from earmark.records import Entity, Label, LabelSource
-from earmark.text import normalize
+from earmark.records import Entity
 from labelling.configs import Tags
 
 REF_KEY = "ref"
@@ -322,91 +321,3 @@ def parse_annotation(annotation: dict[str, Any], task_data: dict[str, Any], tags
         extra_intents=tuple(intents[1:]),
         problems=tuple(problems),
     )
-
-
-# -- answers -> labels (validation) ------------------------------------------------------------
-def validate_transcription(answer: Answer, annotator: str) -> tuple[Label | None, str | None]:
-    """``(label, None)`` when the transcript can be trained on, else ``(None, reason)``."""
-    text = " ".join((answer.text or "").split())
-    if not text:
-        return None, "empty transcript"
-    return Label("", text=text, source=LabelSource.HUMAN, version=annotator), None
-
-
-def _word_bounds(text: str) -> tuple[set[int], set[int]]:
-    starts = {m.start() for m in re.finditer(r"\S+", text)}
-    ends = {m.end() for m in re.finditer(r"\S+", text)}
-    return starts, ends
-
-
-def validate_understanding(
-    answer: Answer,
-    annotator: str,
-    intents: tuple[str, ...],
-    entity_types: tuple[str, ...],
-    confirmed_text: str | None,
-) -> tuple[Label | None, str | None]:
-    """Check intent and spans against the schema, the text they were drawn on and the transcript.
-
-    ``confirmed_text`` is the utterance's accepted transcript when there is one: spans drawn
-    on another text disagree with it.
-    """
-    text = answer.text or ""
-    if not text.strip():
-        return None, "empty transcript"
-    if answer.intent is None:
-        return None, "no intent chosen"
-    if answer.extra_intents:
-        return None, f"more than one intent chosen: {[answer.intent, *answer.extra_intents]}"
-    if answer.intent not in intents:
-        return None, f"intent {answer.intent!r} is not in the schema"
-    if confirmed_text is not None and normalize(confirmed_text) != normalize(text):
-        return None, (
-            f"transcript and spans disagree: the spans are on {text!r} but the confirmed "
-            f"transcript is {confirmed_text!r}"
-        )
-    if answer.problems:
-        return None, answer.problems[0]
-    starts, ends = _word_bounds(text)
-    entities: list[Entity] = []
-    for span in answer.spans:
-        if span.type not in entity_types:
-            return None, f"entity type {span.type!r} is not in the schema"
-        if not 0 <= span.start < span.end <= len(text):
-            return None, (
-                f"span {span.type}[{span.start},{span.end}) is outside the text (length {len(text)})"
-            )
-        if span.text is not None and span.text != text[span.start : span.end]:
-            return None, (
-                f"span {span.type}[{span.start},{span.end}) says {span.text!r} but the text "
-                f"there is {text[span.start : span.end]!r}"
-            )
-        if span.start not in starts or span.end not in ends:
-            return None, (
-                f"transcript and spans disagree: span {span.type} "
-                f"{text[span.start : span.end]!r} cuts through a word"
-            )
-        entities.append(Entity(span.type, span.start, span.end))
-    for a, b in itertools.pairwise(entities):
-        if b.start < a.end:
-            return None, f"spans {a.type} and {b.type} overlap"
-    label = Label(
-        "",
-        text=text,
-        intent=answer.intent,
-        entities=tuple(entities),
-        source=LabelSource.HUMAN,
-        version=annotator,
-    )
-    return label, None
-
-
-def answers_agree(a: Answer, b: Answer) -> bool:
-    """Two annotators agree: same normalised transcript; for understanding also intent and spans."""
-    if normalize(a.text or "") != normalize(b.text or ""):
-        return False
-    if a.kind == "understanding":
-        return a.intent == b.intent and {(s.type, s.start, s.end) for s in a.spans} == {
-            (s.type, s.start, s.end) for s in b.spans
-        }
-    return True

@@ -18,10 +18,10 @@ from typing import Any
 from earmark.manifest import read_manifest
 from earmark.records import Entity, Label
 from labelling import convert
+from labelling.accounts import ensure_annotator
 from labelling.client import StudioClient
 from labelling.configs import Tags
 from labelling.projects import project_tags
-from labelling.server import ensure_annotator
 from labelling.settings import StudioConfig
 from labelling.state import State
 

@@ -34,7 +34,7 @@ from earmark.loop.config import load_loop_config
 from earmark.loop.curves import CURVE_METRICS, append_row
 from earmark.loop.rounds import run_loop
 from earmark.loop.state import RunFolder
-from labelling.server import start, stop
+from labelling.process import start, stop
 from labelling.settings import Paths, load_studio_config
 
 

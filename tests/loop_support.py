@@ -24,6 +24,7 @@ def loop_config(
     annotator: dict[str, Any] | None = None,
     data: dict[str, str] | None = None,
     stopping: dict[str, Any] | None = None,
+    asr_overrides: list[str] | None = None,
 ) -> Path:
     """A loop config for the tiny corpus on ``studio``'s workspace; ``data`` replaces
     manifests, ``stopping`` adds to the stopping rule (default: ``rounds``, no patience)."""
@@ -44,7 +45,11 @@ def loop_config(
         "annotator": annotator or {},
         # tiny step budgets: the test checks the loop's bookkeeping, not model quality
         "asr": {
-            "overrides": ["train.max_steps=3", "train.eval_max_utterances=10"],
+            "overrides": [
+                "train.max_steps=3",
+                "train.eval_max_utterances=10",
+                *(asr_overrides or []),
+            ],
             "first_round_minutes": 0,
             "minutes": 0,
         },

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from labelling.accounts import ensure_annotator
 from labelling.client import StudioClient, connect
-from labelling.server import ensure_annotator, start, stop
+from labelling.process import start, stop
 from labelling.settings import Paths, StudioConfig, load_studio_config
 
 

@@ -86,7 +86,7 @@ def start_command(
     Listens on 127.0.0.1 only; data (SQLite) in WORKSPACE/studio/data; the token goes to
     WORKSPACE/studio/secrets/token (mode 0600). Safe to re-run: a running server is reused.
     """
-    from labelling.server import start
+    from labelling.process import start
 
     info = start(_workspace(workspace), _config(config, overrides), port=port, say=_say)
     console.print(f"Label Studio running at {info.url} (pid {info.pid})")
@@ -94,7 +94,7 @@ def start_command(
 
 def stop_command(workspace: Path | None = WorkspaceOpt) -> None:
     """Stop the workspace's Label Studio server."""
-    from labelling.server import stop
+    from labelling.process import stop
 
     stop(_workspace(workspace), say=_say)
 
@@ -105,22 +105,22 @@ def status_command(
     overrides: list[str] | None = SetOpt,
 ) -> None:
     """Where Label Studio runs, which projects exist and how many tasks are open."""
-    from labelling.server import status
+    from labelling.status import status
 
     info = status(_workspace(workspace), _config(config, overrides))
-    if not info["url"]:
+    if not info.url:
         console.print("Label Studio: not started for this workspace (`earmark studio start`)")
         raise typer.Exit(1)
-    state = "running" if info["running"] else "NOT answering"
-    pid = f", pid {info['pid']}" if info["pid"] else ""
-    console.print(f"Label Studio {state} at {info['url']}{pid}")
-    if info["data_dir"]:
-        console.print(f"data: {info['data_dir']}")
-    if not info["running"]:
+    state = "running" if info.running else "NOT answering"
+    pid = f", pid {info.pid}" if info.pid else ""
+    console.print(f"Label Studio {state} at {info.url}{pid}")
+    if info.data_dir:
+        console.print(f"data: {info.data_dir}")
+    if not info.running:
         raise typer.Exit(1)
     table = Table("id", "project", "tasks", "open")
-    for p in info["projects"]:
-        table.add_row(str(p["id"]), escape(p["title"]), str(p["tasks"]), str(p["open"]))
+    for p in info.projects:
+        table.add_row(str(p.id), escape(p.title), str(p.tasks), str(p.open))
     console.print(table)
 
 
@@ -250,7 +250,7 @@ def review_command(
         return
     base = None
     if url:
-        from labelling.server import read_info
+        from labelling.process import read_info
         from labelling.settings import Paths
 
         info = read_info(Paths.of(ws))

@@ -493,8 +493,8 @@ def prepare_studio(cfg: LoopConfig, run: RunFolder, say: Say) -> None:
     """Start the run's Label Studio (installed on first use) and create or update its projects."""
     from labelling.client import connect
     from labelling.configs import merge_schemas, schema_from_file, schema_from_manifests
+    from labelling.process import start
     from labelling.projects import setup_projects
-    from labelling.server import start
 
     studio = _studio(cfg, run)
     info = start(run.root, studio, say=say)
@@ -535,8 +535,8 @@ def annotate_round(
     progress and wait. Returns False when a human still has tasks to do."""
     from labelling.client import connect
     from labelling.pull import pull
-    from labelling.server import status
     from labelling.simulate import simulate
+    from labelling.status import status
 
     studio = _studio(cfg, run)
     if cfg.annotator.kind == "human":
@@ -546,9 +546,9 @@ def annotate_round(
                 # import what is done so far: a confirmed transcript gets its understanding
                 # task now, so this round waits for (and trains on) both halves
                 pull(client, run.root, followup=halves.nlu)
-                projects = status(run.root, studio)["projects"]  # this run's projects
-                total = sum(p["tasks"] for p in projects)
-                open_ = sum(p["open"] for p in projects)
+                projects = status(run.root, studio).projects  # this run's projects
+                total = sum(p.tasks for p in projects)
+                open_ = sum(p.open for p in projects)
                 progress = f"round {round_no}: {total - open_}/{total} tasks done"
                 if progress != last:
                     say(progress)

@@ -69,16 +69,14 @@ def run_status(run_dir: str | Path) -> str:
     if metrics.is_file():
         lines += ["", format_table(json.loads(metrics.read_text()))]
     try:
-        from labelling.server import status
         from labelling.settings import load_studio_config
+        from labelling.status import status
 
         info = status(run.root, load_studio_config(None))
-        if info["running"]:
+        if info.running:
             lines.append("")
-            lines.append(f"Label Studio at {info['url']}:")
-            lines += [
-                f"  {p['title']}: {p['open']} open of {p['tasks']} tasks" for p in info["projects"]
-            ]
+            lines.append(f"Label Studio at {info.url}:")
+            lines += [f"  {p.title}: {p.open} open of {p.tasks} tasks" for p in info.projects]
         else:
             lines.append(
                 "Label Studio: not running (`earmark studio start -w RUN` to look at the projects)"

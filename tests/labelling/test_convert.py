@@ -10,7 +10,7 @@ import pytest
 
 from earmark.errors import StudioError
 from earmark.records import Entity
-from labelling import convert
+from labelling import convert, validation
 from labelling.client import resolve_connection, write_secret
 from labelling.configs import Schema, parse, render, schema_from_file
 from labelling.state import State
@@ -87,13 +87,15 @@ def test_round_trip_answers_to_labels():
     result = convert.transcription_result("  set an  alarm ", T, ("private",), "a name")
     answer = convert.parse_annotation({"result": result}, {}, T)
     assert answer.flags == ("private",) and answer.comment == "a name"
-    label, reason = convert.validate_transcription(answer, "ann-1")
+    label, reason = validation.validate_transcription(answer, "ann-1")
     assert reason is None and label is not None and label.text == "set an alarm"
     text = "set an alarm for seven am"
     ents = (Entity("time", 17, 25),)
     result = convert.understanding_result(text, "alarm_set", ents, U)
     answer = convert.parse_annotation({"result": result}, {"text": text}, U)
-    label, reason = convert.validate_understanding(answer, "ann-1", U.intents, U.entity_types, text)
+    label, reason = validation.validate_understanding(
+        answer, "ann-1", U.intents, U.entity_types, text
+    )
     assert reason is None and label is not None
     assert (label.text, label.intent, label.entities, label.version) == (
         text,
@@ -136,7 +138,7 @@ TEXT = "set an alarm for seven am"
 )
 def test_each_invalid_understanding_is_rejected_with_its_reason(intent, spans, confirmed, reason):
     answer = convert.Answer("understanding", False, TEXT, intent, spans)
-    label, why = convert.validate_understanding(
+    label, why = validation.validate_understanding(
         answer, "ann-1", U.intents, U.entity_types, confirmed
     )
     assert label is None and why is not None and reason in why
@@ -144,11 +146,11 @@ def test_each_invalid_understanding_is_rejected_with_its_reason(intent, spans, c
 
 def test_empty_transcript_is_rejected_and_agreement_is_on_normalised_text():
     answer = convert.Answer("transcription", False, " \n ")
-    assert convert.validate_transcription(answer, "ann-1") == (None, "empty transcript")
+    assert validation.validate_transcription(answer, "ann-1") == (None, "empty transcript")
     a = convert.Answer("transcription", False, "Set an alarm for 7")
     b = convert.Answer("transcription", False, "set an alarm for seven")
     c = convert.Answer("transcription", False, "set an alarm for eight")
-    assert convert.answers_agree(a, b) and not convert.answers_agree(a, c)
+    assert validation.answers_agree(a, b) and not validation.answers_agree(a, c)
 
 
 def test_opaque_ids_are_stable_per_workspace_and_reveal_nothing(tmp_path):
@@ -201,6 +203,6 @@ def test_a_region_without_offsets_is_rejected_with_its_reason(value):
     )
     answer = convert.parse_annotation({"result": result}, {"text": TEXT}, U)
     assert convert.Answer.from_dict(answer.to_dict()) == answer  # kept in imported.jsonl
-    label, why = convert.validate_understanding(answer, "ann-1", U.intents, U.entity_types, None)
+    label, why = validation.validate_understanding(answer, "ann-1", U.intents, U.entity_types, None)
     assert label is None
     assert why == "entity region time has no start/end offsets in the text"

@@ -136,7 +136,7 @@ def test_a_second_install_waits_for_the_first_and_reuses_it(tmp_path):
     import fcntl
     import threading
 
-    from labelling.server import ensure_installed
+    from labelling.install import ensure_installed
     from labelling.settings import load_studio_config
 
     venv = tmp_path / "ls-venv"

@@ -21,10 +21,10 @@ import pytest
 from earmark.errors import StudioError
 from labelling.client import Connection, StudioClient
 from labelling.configs import Schema, parse, render
-from labelling.push import push_understanding
 from labelling.settings import ClientConfig
 from labelling.simulate import annotate_task
 from labelling.state import State
+from labelling.tasks import push_understanding
 
 TAGS = parse(render("understanding", Schema(("alarm_set", "play_music"), ("time", "track"))))
 PROJECT = 7

@@ -10,8 +10,8 @@ import pytest
 
 from earmark.errors import StudioError
 from labelling.client import write_secret
-from labelling.push import stored_nlu
 from labelling.state import State, append_jsonl
+from labelling.tasks import stored_nlu
 
 
 def _mode(path: Path) -> int:

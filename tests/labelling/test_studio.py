@@ -14,10 +14,10 @@ from labelling.configs import schema_from_manifests
 from labelling.projects import setup_projects
 from labelling.pull import build_training_manifest, pull
 from labelling.push import push
-from labelling.server import status
 from labelling.settings import Paths
 from labelling.simulate import simulate
 from labelling.state import State
+from labelling.status import status
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.shared, pytest.mark.slow]
 
@@ -50,8 +50,8 @@ def test_round_trip_labels_equal_answers(studio, corpus_factory, tmp_path):
         assert (repeat.created, repeat.already_pushed) == (0, 20)
 
         info = status(studio.workspace, studio.config)
-        mine = {p["title"]: p for p in info["projects"]}
-        assert mine[studio.config.projects.transcription_title]["open"] == 20
+        mine = {p.title: p for p in info.projects}
+        assert mine[studio.config.projects.transcription_title].open == 20
 
         s1 = simulate(client, studio.workspace, studio.config, corpus.answers, seed=1)
         assert s1.annotated == 20

@@ -10,10 +10,10 @@ import shutil
 
 import pytest
 
+from labelling.accounts import admin_password, session
 from labelling.configs import schema_from_manifests
 from labelling.projects import setup_projects
 from labelling.push import push
-from labelling.server import admin_password, session
 from labelling.settings import Paths
 from labelling.state import State
 

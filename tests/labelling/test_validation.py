@@ -8,14 +8,14 @@ import pytest
 
 from earmark.manifest import read_manifest
 from earmark.records import Entity
-from labelling import convert
+from labelling import convert, validation
+from labelling.accounts import ensure_annotator
 from labelling.client import StudioClient
 from labelling.configs import schema_from_manifests
 from labelling.projects import project_tags, setup_projects
 from labelling.pull import build_training_manifest, pull
 from labelling.push import push
 from labelling.review import review_items
-from labelling.server import ensure_annotator
 from labelling.simulate import annotate_task, update_annotation
 from labelling.state import State, read_jsonl
 
@@ -152,7 +152,7 @@ def test_answer_entities_survive_conversion():
     ents = (Entity("track", 11, 16),)
     result = convert.understanding_result(text, "play_music", ents, tags)
     answer = convert.parse_annotation({"result": result}, {"text": text}, tags)
-    label, reason = convert.validate_understanding(
+    label, reason = validation.validate_understanding(
         answer, "ann-x", tags.intents, tags.entity_types, text
     )
     assert reason is None and label is not None
