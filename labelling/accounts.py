@@ -16,8 +16,9 @@ from pathlib import Path
 import httpx
 
 from earmark.errors import StudioError
+from earmark.say import Say, quiet
 from labelling.client import Connection, StudioClient, read_secret, write_secret
-from labelling.settings import Paths, Say, StudioConfig, quiet
+from labelling.settings import Paths, StudioConfig
 
 
 # -- secrets -----------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from earmark.errors import StudioError
-from labelling.settings import Say, StudioConfig, quiet, venv_dir
+from earmark.say import Say, quiet
+from labelling.settings import StudioConfig, venv_dir
 
 
 def label_studio_bin(config: StudioConfig) -> Path:

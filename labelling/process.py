@@ -28,9 +28,10 @@ import httpx
 
 from earmark import fileio
 from earmark.errors import StudioError
+from earmark.say import Say, quiet
 from labelling.accounts import admin_password, django_secret_key, ensure_token
 from labelling.install import ensure_installed
-from labelling.settings import Paths, Say, StudioConfig, quiet
+from labelling.settings import Paths, StudioConfig
 
 
 @dataclass(frozen=True)

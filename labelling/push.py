@@ -20,7 +20,6 @@ a look-up, not a blind repeat.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from earmark.errors import StudioError
 from earmark.fileio import iter_id_records
 from earmark.manifest import read_manifest
 from earmark.records import Utterance
+from earmark.say import Progress
 from labelling import convert
 from labelling.client import StudioClient
 from labelling.configs import KINDS, Kind, Tags
@@ -45,8 +45,6 @@ from labelling.tasks import (
     record,
     set_model_version,
 )
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass

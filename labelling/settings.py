@@ -8,7 +8,6 @@ JSONL files (what was pushed and imported).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,12 +18,6 @@ ENV_URL = "EARMARK_LS_URL"
 ENV_TOKEN = "EARMARK_LS_TOKEN"
 ENV_VENV = "EARMARK_LS_VENV"
 ENV_WORKSPACE = "EARMARK_WORKSPACE"
-
-Say = Callable[[str], None]  # how a slow step (install, start) tells the user what it does
-
-
-def quiet(_: str) -> None:
-    """A ``Say`` that says nothing (the default)."""
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from earmark.manifest import read_manifest
 from earmark.records import Entity, Label
+from earmark.say import Progress
 from labelling import convert
 from labelling.accounts import ensure_annotator
 from labelling.client import StudioClient
@@ -24,8 +24,6 @@ from labelling.configs import Tags
 from labelling.projects import project_tags
 from labelling.settings import StudioConfig
 from labelling.state import State
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass

@@ -74,24 +74,25 @@ def share_first_round(args: argparse.Namespace, strategy: str, seed: int, run: P
     alone): copy it from an arm that has trained it. Training the same thing twice would
     cost minutes and add noise that is not the strategies' doing (under a time budget two
     runs of one recipe differ); the loop treats a round with metrics as trained."""
-    first = RunFolder(run).round_dir(1)
-    if (first / "metrics.json").is_file():
+    first = RunFolder(run).round(1)
+    if first.trained:
         return
     for other in args.strategies:
-        src = RunFolder(args.out / "runs" / f"{other}-s{seed}").round_dir(1)
-        if other == strategy or not (src / "metrics.json").is_file():
+        src = RunFolder(args.out / "runs" / f"{other}-s{seed}").round(1)
+        if other == strategy or not src.trained:
             continue
-        first.mkdir(parents=True, exist_ok=True)
+        first.dir.mkdir(parents=True, exist_ok=True)
         checkpoints = {}
-        for model, path in json.loads((src / "checkpoints.json").read_text()).items():
-            shutil.copytree(path, first / model, ignore=shutil.ignore_patterns("last"))
-            checkpoints[model] = str(first / model)
-        for name in ("train_asr.jsonl", "train_nlu.jsonl"):
-            if (src / name).is_file():
-                shutil.copy(src / name, first / name)
-        row = json.loads((src / "metrics.json").read_text())
-        write_json(first / "checkpoints.json", checkpoints)
-        write_json(first / "metrics.json", row)
+        for model, path in json.loads(src.checkpoints.read_text()).items():
+            ignore = shutil.ignore_patterns("last", ".last.*")  # resume state is not shared
+            shutil.copytree(path, first.checkpoint_dir(model), ignore=ignore)
+            checkpoints[model] = str(first.checkpoint_dir(model))
+        for kind in ("asr", "nlu"):
+            if src.train_manifest(kind).is_file():
+                shutil.copy(src.train_manifest(kind), first.train_manifest(kind))
+        row = json.loads(src.metrics.read_text())
+        write_json(first.checkpoints, checkpoints)
+        write_json(first.metrics, row)
         append_row(run, row)
         print(f"[{strategy}-s{seed}] round 1 shared with {other}-s{seed}", file=sys.stderr)
         return
@@ -131,7 +132,7 @@ def run_arm(
     cfg = load_loop_config(args.config, overrides)
     share_first_round(args, arm, seed, run)
     run_loop(cfg, run, say=lambda m: print(f"[{name}] {m}", file=sys.stderr, flush=True))
-    return list(json.loads((run / "metrics.json").read_text()))
+    return list(json.loads(RunFolder(run).metrics.read_text()))
 
 
 def main() -> None:
@@ -183,7 +184,7 @@ def main() -> None:
     if args.report_only:
         for strategy in args.strategies:
             for seed in args.seeds:
-                path = args.out / "runs" / f"{strategy}-s{seed}" / "metrics.json"
+                path = RunFolder(args.out / "runs" / f"{strategy}-s{seed}").metrics
                 if path.is_file():
                     curves[strategy][seed] = list(json.loads(path.read_text()))
     else:
@@ -201,12 +202,11 @@ def main() -> None:
 
 def rank_checks(out: Path, arm: str, seed: int) -> list[float | None]:
     """Per selection round, the dev Spearman of the arm's warm-up check (None: no check)."""
-    rounds = sorted((out / "runs" / f"{arm}-s{seed}" / "rounds").glob("r[0-9][0-9][0-9]"))
     found = []
-    for rd in rounds:
-        path = rd / "rank_check.json"
-        if (rd / "selection.jsonl").is_file():
-            found.append(json.loads(path.read_text())["spearman"] if path.is_file() else None)
+    for rf in RunFolder(out / "runs" / f"{arm}-s{seed}").rounds():
+        if rf.selection.is_file():
+            check = rf.rank_check
+            found.append(json.loads(check.read_text())["spearman"] if check.is_file() else None)
     return found
 
 

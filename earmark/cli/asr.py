@@ -31,8 +31,18 @@ def train_asr_command(
         None, "--init", help="Warm start: earmark checkpoint, HF CTC folder or hub id."
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
-    max_minutes: float | None = typer.Option(None, "--max-minutes", help="Wall-clock budget."),
-    max_steps: int | None = typer.Option(None, "--max-steps", help="Step budget."),
+    max_minutes: float | None = typer.Option(
+        None,
+        "--max-minutes",
+        help="Time budget in minutes on train.budget_clock (0 = none); replaces the config's. "
+        "A step cap still applies: the first reached ends training.",
+    ),
+    max_steps: int | None = typer.Option(
+        None,
+        "--max-steps",
+        help="Step cap (0 = none); replaces the config's. The time budget still applies "
+        "(--max-minutes 0 for steps only).",
+    ),
     overrides: list[str] = typer.Option(
         None, "--set", help="Override a config key, e.g. --set train.lr=0.001 (repeatable)."
     ),
@@ -41,19 +51,11 @@ def train_asr_command(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from training.asr.config import load_asr_config
+    from training.asr.config import load_asr_config, with_budget
     from training.asr.train import train_asr
 
-    extra = list(overrides or [])
-    if max_minutes is not None:
-        extra.append(f"train.max_minutes={max_minutes}")
-        if max_steps is None:
-            extra.append("train.max_steps=0")
-    if max_steps is not None:
-        extra.append(f"train.max_steps={max_steps}")
-        if max_minutes is None:
-            extra.append("train.max_minutes=0")
-    cfg = load_asr_config(config, tuple(extra))
+    cfg = load_asr_config(config, tuple(overrides or ()))
+    cfg = with_budget(cfg, minutes=max_minutes, max_steps=max_steps)  # as the loop does
     console = Console(stderr=True)
     columns = (
         TextColumn("[bold]train asr"),

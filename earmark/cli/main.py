@@ -6,7 +6,6 @@ assembles them, so importing the CLI stays cheap (heavy imports happen inside co
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 import typer
@@ -36,19 +35,11 @@ groups: dict[str, typer.Typer] = {
 for _name, _group in groups.items():
     app.add_typer(_group, name=_name)
 
-# Areas that register commands; a module that does not exist yet is simply absent.
-_MODULES = ("corpus", "synth", "asr", "nlu", "evaluate", "studio", "loop")
-
-
 def _register_all() -> None:
-    for name in _MODULES:
-        module_name = f"earmark.cli.{name}"
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue
-            raise
+    """Each area registers its commands (a missing module is an error, not a silent gap)."""
+    from earmark.cli import asr, corpus, evaluate, loop, nlu, studio, synth
+
+    for module in (corpus, synth, asr, nlu, evaluate, studio, loop):
         module.register(app, groups)
 
 

@@ -28,8 +28,17 @@ def train_nlu_command(
         None, "--init", help="Warm start from an NLU checkpoint (heads grow for new labels)."
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
-    max_minutes: float | None = typer.Option(None, "--max-minutes", help="Wall-clock budget."),
-    max_steps: int | None = typer.Option(None, "--max-steps", help="Step budget."),
+    max_minutes: float | None = typer.Option(
+        None,
+        "--max-minutes",
+        help="Time budget in minutes on optim.budget_clock (0 = none); replaces the config's. "
+        "A step cap still applies: the first reached ends training.",
+    ),
+    max_steps: int | None = typer.Option(
+        None,
+        "--max-steps",
+        help="Step cap (0 = none); replaces the config's. The time budget still applies.",
+    ),
     asr_predictions: Path | None = typer.Option(
         None,
         "--asr-predictions",
@@ -43,28 +52,29 @@ def train_nlu_command(
     """Train (or fine-tune) the joint intent + entity model; keeps the best epoch on dev."""
     from rich.console import Console
 
-    from training.nlu.train import load_nlu_config, train_nlu
+    from training.nlu.config import load_nlu_config, with_budget
+    from training.nlu.train import train_nlu
 
-    extra = list(overrides or [])
-    if max_minutes is not None:
-        extra.append(f"budget_minutes={max_minutes}")
-    if max_steps is not None:
-        extra.append(f"optim.max_steps={max_steps}")
-    cfg = load_nlu_config(config, tuple(extra))
+    cfg = load_nlu_config(config, tuple(overrides or ()))
+    cfg = with_budget(cfg, minutes=max_minutes, max_steps=max_steps)  # as the loop does
     console = Console(stderr=True)
     with console.status("training the NLU..."):
-        metrics = train_nlu(
+        result = train_nlu(
+            cfg,
             train,
             dev,
             out,
-            cfg,
             init=init,
             resume=resume,
             asr_predictions=asr_predictions,
             log=lambda line: console.print(line, highlight=False, markup=False),
         )
-    dev_values = {k: v["value"] for k, v in metrics.items() if isinstance(v, dict) and "value" in v}
-    typer.echo(json.dumps({"checkpoint": str(out), **dev_values}))
+    dev_values = {
+        k: v["value"]
+        for k, v in result.metrics["dev"].items()
+        if isinstance(v, dict) and "value" in v
+    }
+    typer.echo(json.dumps({"checkpoint": str(result.checkpoint), **dev_values}))
 
 
 def predict_nlu_command(

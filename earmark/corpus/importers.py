@@ -46,6 +46,7 @@ from earmark.manifest import (
     write_manifest,
 )
 from earmark.records import Entity, Label, LabelSource, Utterance
+from earmark.say import Progress
 from earmark.text import normalize_labelled
 
 MANIFEST_NAME = "manifest.jsonl"
@@ -59,7 +60,6 @@ DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "e
 FSDD_NAME = re.compile(r"^(\d)_([A-Za-z0-9]+)_(\d+)\.wav$")
 
 #: ``progress(done, total)`` is called once per source item.
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)

@@ -68,9 +68,9 @@ from earmark.corpus.rendering import babble_bank, render, render_missing
 from earmark.corpus.voices import Voice, babble_voices, choose_voices, voice_grid
 from earmark.manifest import ManifestRow, write_manifest
 from earmark.records import Utterance
+from earmark.say import Progress
 
 _AUDIO_NAME = re.compile(r"^(seed|pool|dev|test)-\d{5}-[0-9a-f]{10}\.wav$")
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)

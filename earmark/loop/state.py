@@ -7,8 +7,11 @@ Layout::
       state.json          round and phase reached; rewritten atomically after each step
       .lock               held (flock) by the one loop working on this folder
       metrics.csv/.json   one row per round; learning_curve.png redrawn each round
-      rounds/r001/        scores.jsonl, selection.jsonl, pushed.jsonl, imported.jsonl,
-                          asr/ and nlu/ checkpoints, metrics.json
+      quarantine.jsonl    pool utterances whose audio could not be read, with the reason
+      rounds/r001/        every round's files (``RoundFiles``): training manifests, asr/ and
+                          nlu/ checkpoints, checkpoints.json, metrics.json, predictions,
+                          scores.jsonl, rank_check.json, selection.jsonl, pushed.json,
+                          annotated.json, imported.json
 
 A step is done when its artefact exists and ``state.json`` says so; killing the process at
 any moment and running the same command again repeats at most the unfinished step, and the
@@ -53,6 +56,76 @@ class RunState:
         return replace(self, phase=PHASES[i + 1])
 
 
+@dataclass(frozen=True)
+class RoundFiles:
+    """The files of one round, ``RUN/rounds/r00N/``: what each phase writes, by name.
+
+    ``kind`` is a model kind ("asr" or "nlu"); ``split`` is "pool" (what the round scores)
+    or "dev" (scored for the warm-up check).
+    """
+
+    dir: Path
+
+    @property
+    def number(self) -> int:
+        return int(self.dir.name[1:])
+
+    # train
+    def train_manifest(self, kind: str) -> Path:
+        return self.dir / f"train_{kind}.jsonl"
+
+    def human_manifest(self, kind: str) -> Path:
+        return self.dir / f"human_{kind}.jsonl"
+
+    def pseudo_manifest(self, kind: str) -> Path:
+        return self.dir / f"pseudo_{kind}.jsonl"
+
+    def checkpoint_dir(self, kind: str) -> Path:
+        return self.dir / kind
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.dir / "checkpoints.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.dir / "metrics.json"
+
+    @property
+    def trained(self) -> bool:
+        """Trained and evaluated: a round with metrics is never trained again."""
+        return self.metrics.is_file()
+
+    # score and select
+    def predictions(self, kind: str, split: str = "pool") -> Path:
+        return self.dir / f"{'' if split == 'pool' else split + '_'}{kind}_predictions.jsonl"
+
+    @property
+    def scores(self) -> Path:
+        return self.dir / "scores.jsonl"
+
+    @property
+    def rank_check(self) -> Path:
+        return self.dir / "rank_check.json"
+
+    @property
+    def selection(self) -> Path:
+        return self.dir / "selection.jsonl"
+
+    # push, annotate, pull
+    @property
+    def pushed(self) -> Path:
+        return self.dir / "pushed.json"
+
+    @property
+    def annotated(self) -> Path:
+        return self.dir / "annotated.json"
+
+    @property
+    def imported(self) -> Path:
+        return self.dir / "imported.json"
+
+
 class RunFolder:
     """Paths and persisted state of one run."""
 
@@ -61,6 +134,29 @@ class RunFolder:
 
     def round_dir(self, n: int) -> Path:
         return self.root / "rounds" / f"r{n:03d}"
+
+    def round(self, n: int) -> RoundFiles:
+        return RoundFiles(self.round_dir(n))
+
+    def rounds(self) -> list[RoundFiles]:
+        """The rounds that have a folder, in order."""
+        return [RoundFiles(d) for d in sorted(self.root.glob("rounds/r[0-9][0-9][0-9]"))]
+
+    @property
+    def config(self) -> Path:
+        return self.root / "run.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def curve_plot(self) -> Path:
+        return self.root / "learning_curve.png"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.root / "quarantine.jsonl"
 
     @property
     def state_path(self) -> Path:

@@ -13,14 +13,14 @@ from earmark.manifest import read_manifest
 
 def last_selection(run: RunFolder) -> str | None:
     """What the latest round selected, with what, and why (the warm-up check when it ran)."""
-    rounds = sorted(run.root.glob("rounds/r[0-9][0-9][0-9]/selection.jsonl"))
+    rounds = [rf for rf in run.rounds() if rf.selection.is_file()]
     if not rounds:
         return None
-    path = rounds[-1]
-    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    rf = rounds[-1]
+    rows = [json.loads(x) for x in rf.selection.read_text().splitlines() if x.strip()]
     used = sorted({r.get("strategy", "?") for r in rows}) or ["nothing"]
-    line = f"last selection: {path.parent.name}, {len(rows)} with {', '.join(used)}"
-    check = path.parent / "rank_check.json"
+    line = f"last selection: {rf.dir.name}, {len(rows)} with {', '.join(used)}"
+    check = rf.rank_check
     if check.is_file():
         c = json.loads(check.read_text())
         rho = "undefined" if c.get("spearman") is None else f"{c['spearman']:.2f}"
@@ -35,7 +35,7 @@ def last_selection(run: RunFolder) -> str | None:
 def run_status(run_dir: str | Path) -> str:
     """A few lines of text: position, counts, last metrics, open tasks."""
     run = RunFolder(run_dir)
-    cfg_path = run.root / "run.json"
+    cfg_path = run.config
     if not cfg_path.is_file():
         raise EarmarkError(
             f"{run.root}: not an earmark run folder (no run.json); start one with `earmark loop`"
@@ -65,7 +65,7 @@ def run_status(run_dir: str | Path) -> str:
     last = last_selection(run)
     if last:
         lines.append(last)
-    metrics = run.root / "metrics.json"
+    metrics = run.metrics
     if metrics.is_file():
         lines += ["", format_table(json.loads(metrics.read_text()))]
     try:

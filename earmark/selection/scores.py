@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from earmark.errors import ManifestError
 from earmark.fileio import write_jsonl
@@ -61,3 +64,48 @@ def read_scores(path: str | Path) -> list[UtteranceScores]:
             except (json.JSONDecodeError, TypeError) as exc:
                 raise ManifestError(f"{path}:{line_no}: not a scores line: {exc}") from exc
     return out
+
+
+def text_embedding(text: str, dim: int = 128) -> tuple[float, ...]:
+    """Hashed character-trigram counts of a hypothesis, L2-normalised: what ``Diverse`` spreads over.
+
+    Cheap and model-free, so a batch is spread over what was said; two utterances of the same
+    phrase land on the same point whoever spoke them.
+    """
+    vec = np.zeros(dim)
+    padded = f"  {text} "
+    for i in range(len(padded) - 2):
+        vec[zlib.crc32(padded[i : i + 3].encode()) % dim] += 1.0
+    norm = np.linalg.norm(vec)
+    return tuple((vec / norm if norm else vec).round(5).tolist())
+
+
+def scores_from_predictions(
+    asr: dict[str, Any] | None, nlu: dict[str, Any] | None, uid: str
+) -> UtteranceScores:
+    """Per-utterance scores from one ASR and/or NLU prediction.
+
+    ``asr_entropy`` is the mean over words of ``1 - word confidence`` (the word confidence is
+    entropy-based), ``nlu_margin`` the gap between the two most likely intents, ``nlu_entropy``
+    the normalised entropy of the intent alternatives.
+    """
+    fields: dict[str, Any] = {"id": uid}
+    text = ""
+    if asr is not None:
+        fields["asr_confidence"] = float(asr["confidence"])
+        words = asr.get("words") or []
+        fields["asr_entropy"] = (
+            float(np.mean([1 - w["confidence"] for w in words])) if words else 1.0
+        )
+        text = asr["text"]
+    if nlu is not None:
+        fields["nlu_confidence"] = float(nlu["confidence"])
+        probs = np.array(
+            [a["p"] for a in nlu.get("alternatives") or [{"p": nlu["intent_confidence"]}]]
+        )
+        fields["nlu_margin"] = float(probs[0] - (probs[1] if len(probs) > 1 else 0.0))
+        p = probs / probs.sum() if probs.sum() > 0 else probs
+        fields["nlu_entropy"] = float(-(p * np.log(p + 1e-12)).sum() / np.log(max(len(p), 2)))
+        text = text or nlu["text"]
+    fields["embedding"] = text_embedding(text)
+    return UtteranceScores(**fields)

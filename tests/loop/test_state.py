@@ -59,7 +59,8 @@ def test_metrics_table_and_plot(tmp_path: Path) -> None:
 
 def test_a_round_killed_before_its_row_reached_the_curve_adds_it_on_resume(tmp_path: Path) -> None:
     from earmark.loop.config import LoopConfig
-    from earmark.loop.rounds import Halves, train_round
+    from earmark.loop.rounds import train_round
+    from earmark.loop.trainset import Halves
 
     run = RunFolder(tmp_path)
     append_row(tmp_path, {"round": 1, "labelled": 100, "wer": 0.4})

@@ -1,0 +1,135 @@
+"""What each round trains on: seed rows, the human labels pulled so far (flagged and rejected
+ones left out), and, with self-training on, the previous round's confident guesses as
+``source: model`` rows, counted apart.
+
+The ASR trains only on transcripts a person confirmed in a transcription task, the NLU on every
+human intent (``labelling.pull.build_training_manifest``); the files land in the round's folder
+(``RoundFiles.train_manifest``), so a reader can open exactly what a model saw.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from earmark.errors import EarmarkError
+from earmark.fileio import iter_id_records
+from earmark.loop.config import LoopConfig
+from earmark.loop.pool import unavailable_ids
+from earmark.loop.pseudo import pseudo_asr_rows, pseudo_nlu_rows
+from earmark.loop.state import RoundFiles, RunFolder
+from earmark.manifest import ManifestRow, read_manifest, write_manifest
+
+
+@dataclass(frozen=True)
+class Halves:
+    """Which halves of the loop this corpus supports (an ASR-only or NLU-only corpus runs one)."""
+
+    asr: bool
+    nlu: bool
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The model kinds to train, ASR first (its hypotheses feed the NLU's scoring)."""
+        return tuple(k for k in ("asr", "nlu") if getattr(self, k))
+
+
+def halves_of(cfg: LoopConfig) -> Halves:
+    seed = read_manifest(cfg.data.seed)
+    has_audio = any(r.utterance.audio for r in seed)
+    has_text = any(r.label and r.label.text for r in seed)
+    has_intent = any(r.label and r.label.intent for r in seed)
+    halves = Halves(
+        asr=cfg.asr.enabled and has_audio and has_text, nlu=cfg.nlu.enabled and has_intent
+    )
+    if not (halves.asr or halves.nlu):
+        raise EarmarkError(
+            f"{cfg.data.seed}: the seed set has neither transcribed audio (ASR) nor intents (NLU); "
+            "nothing to train"
+        )
+    return halves
+
+
+def labelled_rows(
+    cfg: LoopConfig, workspace: Path, rf: RoundFiles, *, need_intent: bool
+) -> list[ManifestRow]:
+    """Seed rows plus the human labels pulled so far (flagged and rejected ones left out)."""
+    from labelling.pull import build_training_manifest
+
+    human = rf.human_manifest("nlu" if need_intent else "asr")
+    build_training_manifest(workspace, cfg.data.pool, human, require_intent=need_intent)
+    seed = [
+        r
+        for r in read_manifest(cfg.data.seed)
+        if r.label and (r.label.intent if need_intent else r.label.text)
+    ]
+    return seed + read_manifest(human)
+
+
+def pseudo_rows(
+    cfg: LoopConfig, run: RunFolder, round_no: int, human: list[ManifestRow], kind: str
+) -> list[ManifestRow]:
+    """Self-training rows for this round's ``kind`` of model ("asr" or "nlu"); [] when
+    ``self_training`` is off or in round 1.
+
+    The previous round's predictions on pool utterances nobody else labels (not pushed,
+    flagged or rejected, not in ``human``) that pass the thresholds, labelled ``source: model``
+    (``earmark.loop.pseudo``). They are written to ``pseudo_asr.jsonl``/``pseudo_nlu.jsonl`` in
+    this round's folder and live only there and in the training manifest: never in Label
+    Studio or the human labels file.
+    """
+    if not cfg.self_training.enabled or round_no <= 1:
+        return []
+    prev = run.round(round_no - 1)
+    asr = read_predictions_file(prev.predictions("asr"), "ASR predictions")
+    exclude = unavailable_ids(run.root) | {r.id for r in human}
+    version = str(previous_checkpoint(run, round_no, kind) or f"round {round_no - 1} {kind}")
+    pool = read_manifest(cfg.data.pool)
+    if kind == "nlu":
+        nlu = read_predictions_file(prev.predictions("nlu"), "NLU predictions")
+        rows = pseudo_nlu_rows(
+            pool, nlu, asr, exclude=exclude, settings=cfg.self_training, version=version
+        )
+    else:
+        rows = pseudo_asr_rows(
+            pool, asr, exclude=exclude, settings=cfg.self_training, version=version
+        )
+    write_manifest(run.round(round_no).pseudo_manifest(kind), rows)
+    return rows
+
+
+def write_training_manifest(
+    cfg: LoopConfig, run: RunFolder, round_no: int, kind: str
+) -> tuple[Path, int, int]:
+    """Write this round's ``train_{kind}.jsonl``: seed and human rows (with intents for the
+    NLU, transcripts for the ASR), then any self-training rows. Returns ``(path, human,
+    pseudo)``; only the human count is "labelled"."""
+    rf = run.round(round_no)
+    human = labelled_rows(cfg, run.root, rf, need_intent=kind == "nlu")
+    pseudo = pseudo_rows(cfg, run, round_no, human, kind)
+    path = rf.train_manifest(kind)
+    write_manifest(path, human + pseudo)
+    return path, len(human), len(pseudo)
+
+
+def read_predictions_file(path: Path, what: str) -> dict[str, dict[str, Any]]:
+    """``{id: prediction}`` of a round's predictions file; empty when the round wrote none."""
+    if not path.is_file():
+        return {}
+    return {obj["id"]: obj for _, obj in iter_id_records(path, what=what, error=EarmarkError)}
+
+
+def counts(human: int, pseudo: int) -> str:
+    return f"{human} utterances" + (f" + {pseudo} model-labelled" if pseudo else "")
+
+
+def previous_checkpoint(run: RunFolder, round_no: int, model: str) -> Path | None:
+    for r in range(round_no - 1, 0, -1):
+        meta = run.round(r).checkpoints
+        if meta.is_file():
+            path = json.loads(meta.read_text()).get(model)
+            if path:
+                return Path(path)
+    return None
