@@ -88,17 +88,18 @@ def run(
     name: str, splits: dict[str, Path], work: Path, overrides: list[str], asr: Path | None = None
 ) -> dict[str, Any]:
     from earmark.manifest import read_manifest
+    from training.nlu.config import load_nlu_config
     from training.nlu.evaluate import evaluate_nlu
-    from training.nlu.train import load_nlu_config, train_nlu
+    from training.nlu.train import train_nlu
 
     config = load_nlu_config(None, tuple(overrides))
     ckpt = work / "checkpoints" / name
     start = time.perf_counter()
     train_nlu(
+        config,
         splits["train"],
         splits["dev"],
         ckpt,
-        config,
         log=lambda line: print(f"  [{name}] {line}", flush=True),
     )
     train_s = time.perf_counter() - start

@@ -21,6 +21,7 @@ from earmark.errors import CheckpointError
 from earmark.fileio import fsync_dir, write_json
 
 META_FILE = "earmark.json"
+LAST = "last"  # the folder, inside a run's output folder, that holds the state to resume from
 ModelKind = Literal["asr", "nlu"]
 
 
@@ -74,7 +75,9 @@ def checkpoint_kind(directory: str | Path) -> ModelKind:
 
 # -- resume state, replaced whole ----------------------------------------------------------
 # Both trainers keep the state to resume from in one folder (``last/``) that must never be a
-# mix of two saves: weights of one step with the optimiser or step of another.
+# mix of two saves: weights of one step with the optimiser or step of another. Each writes its
+# own files there (the ASR optimizer.pt + trainer_state.json, the NLU trainer.pt); the marker
+# is the state file, written last.
 
 
 def _side(directory: Path, kind: str) -> Path:
@@ -134,4 +137,22 @@ def recover_folder(directory: Path, marker: str, log: Callable[[str], None] = pr
             fsync_dir(directory.parent)
             log(f"{directory}: restored from {side.name} (a save was interrupted mid-swap)")
             return True
+    return False
+
+
+def should_resume(
+    directory: Path, marker: str, *, resume: bool, log: Callable[[str], None] = print
+) -> bool:
+    """The resume rule of both trainers: whether to continue the run saved in ``directory``.
+
+    ``resume=False``: never, the run starts from its ``init`` (or from scratch). ``resume=True``:
+    when ``directory`` holds a complete state (after ``recover_folder`` puts back a save that a
+    kill cut mid-swap); when it holds none, that is logged and the run starts from ``init`` or
+    scratch as if not asked to resume, so a caller (the loop) may always ask.
+    """
+    if not resume:
+        return False
+    if recover_folder(directory, marker, log):
+        return True
+    log(f"nothing to resume in {directory}: starting a new run")
     return False

@@ -35,6 +35,7 @@ groups: dict[str, typer.Typer] = {
 for _name, _group in groups.items():
     app.add_typer(_group, name=_name)
 
+
 def _register_all() -> None:
     """Each area registers its commands (a missing module is an error, not a silent gap)."""
     from earmark.cli import asr, corpus, evaluate, loop, nlu, studio, synth

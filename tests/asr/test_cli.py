@@ -106,3 +106,26 @@ def test_train_rejects_unknown_config_key(fsdd_manifests, tmp_path):
     )
     assert isinstance(result.exception, ConfigError)
     assert "train.no_such_key" in str(result.exception)
+
+
+def test_max_minutes_leaves_the_step_cap_as_the_loop_does(fsdd_manifests, tmp_path):
+    """--max-minutes 0 (no time budget) keeps the config's step cap, as the loop's minutes do."""
+    overrides = [*TINY, "train.max_steps=2", "decoding.method=greedy"]
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "asr",
+            "--train",
+            str(fsdd_manifests["train"]),
+            "--dev",
+            str(fsdd_manifests["dev"]),
+            "--out",
+            str(tmp_path / "ckpt"),
+            "--max-minutes",
+            "0",
+            *(arg for o in overrides for arg in ("--set", o)),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["steps"] == 2

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from training.asr import train
+from training.asr import state
+from training.checkpoint import LAST
 
 
 class _Rec:
@@ -29,28 +30,28 @@ def _optimizer() -> torch.optim.Optimizer:
 
 def _assert_complete(last: Path, step: int) -> None:
     """A folder whose weights, optimizer and state are all of ``step``."""
-    assert json.loads((last / train.STATE_FILE).read_text())["step"] == step
+    assert json.loads((last / state.STATE_FILE).read_text())["step"] == step
     assert json.loads((last / "config.json").read_text())["step"] == step
     assert (last / "model.safetensors").read_bytes() == bytes([step]) * 64
-    assert (last / train.OPTIMIZER_FILE).is_file()
+    assert (last / state.OPTIMIZER_FILE).is_file()
 
 
 def test_saving_twice_keeps_only_the_new_state(tmp_path: Path) -> None:
-    last = tmp_path / "ckpt" / train.LAST
+    last = tmp_path / "ckpt" / LAST
     last.mkdir(parents=True)
-    train.save_state(_Rec(1), _optimizer(), last, {"step": 1})
-    train.save_state(_Rec(2), _optimizer(), last, {"step": 2})
+    state.save_state(_Rec(1), _optimizer(), last, {"step": 1})
+    state.save_state(_Rec(2), _optimizer(), last, {"step": 2})
     _assert_complete(last, 2)
-    assert sorted(p.name for p in last.parent.iterdir()) == [train.LAST]
-    assert train.recover_last(last, log=lambda _: None)
+    assert sorted(p.name for p in last.parent.iterdir()) == [LAST]
+    assert state.recover_last(last, log=lambda _: None)
 
 
 def test_a_kill_between_the_two_renames_still_resumes_from_a_complete_last(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    last = tmp_path / "ckpt" / train.LAST
+    last = tmp_path / "ckpt" / LAST
     last.mkdir(parents=True)
-    train.save_state(_Rec(1), _optimizer(), last, {"step": 1})
+    state.save_state(_Rec(1), _optimizer(), last, {"step": 1})
 
     real_rename = Path.rename
 
@@ -61,21 +62,21 @@ def test_a_kill_between_the_two_renames_still_resumes_from_a_complete_last(
 
     monkeypatch.setattr(Path, "rename", rename)
     with pytest.raises(KeyboardInterrupt):
-        train.save_state(_Rec(2), _optimizer(), last, {"step": 2})
+        state.save_state(_Rec(2), _optimizer(), last, {"step": 2})
     monkeypatch.undo()
     assert not last.exists()  # the state the kill left
 
     messages: list[str] = []
-    assert train.recover_last(last, log=messages.append)
+    assert state.recover_last(last, log=messages.append)
     _assert_complete(last, 2)  # the newer of the two complete folders
     assert messages and "interrupted" in messages[0]
-    train.save_state(_Rec(3), _optimizer(), last, {"step": 3})  # and saving goes on as before
+    state.save_state(_Rec(3), _optimizer(), last, {"step": 3})  # and saving goes on as before
     _assert_complete(last, 3)
-    assert sorted(p.name for p in last.parent.iterdir()) == [train.LAST]
+    assert sorted(p.name for p in last.parent.iterdir()) == [LAST]
 
 
 def test_nothing_to_recover_is_not_resumable(tmp_path: Path) -> None:
-    last = tmp_path / "ckpt" / train.LAST
-    assert not train.recover_last(last, log=lambda _: None)
+    last = tmp_path / "ckpt" / LAST
+    assert not state.recover_last(last, log=lambda _: None)
     last.mkdir(parents=True)  # made empty before the first save, which was killed
-    assert not train.recover_last(last, log=lambda _: None)
+    assert not state.recover_last(last, log=lambda _: None)

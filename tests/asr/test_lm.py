@@ -136,7 +136,7 @@ def test_nbest_word_confidence_is_the_posterior_of_the_hypotheses_that_agree():
 def test_tuning_extends_the_lm_weight_grid_past_its_winning_edge(tmp_path: Path, monkeypatch):
     import torch
 
-    from training.asr import train
+    from training.asr import tuning
     from training.asr.features import Example
 
     # A stand-in decoder whose dev WER depends on the LM weight only, best at 1.0: below the
@@ -159,7 +159,7 @@ def test_tuning_extends_the_lm_weight_grid_past_its_winning_edge(tmp_path: Path,
         made.append((settings["lm_weight"], settings["word_score"]))
         return Decoder(settings["lm_weight"])
 
-    monkeypatch.setattr(train, "make_decoder", fake_make_decoder)
+    monkeypatch.setattr(tuning, "make_decoder", fake_make_decoder)
     vocab = default_vocab()
     rec = Recogniser(None, None, None, vocab)
     rec.model = type("M", (), {"config": type("C", (), {"pad_token_id": 0})()})()
@@ -168,7 +168,9 @@ def test_tuning_extends_the_lm_weight_grid_past_its_winning_edge(tmp_path: Path,
     dev = [Example(f"d{i}", torch.zeros(6, 1), (), reference, 1.0) for i in range(3)]
     config = DecodingConfig(lm_weights=(2.0, 3.0), word_scores=(1.0, 2.0), beam_size=16)
     lines: list[str] = []
-    settings = train.tune_decoding(rec, tmp_path, SENTENCES, dev, [blank] * 3, config, lines.append)
+    settings = tuning.tune_decoding(
+        rec, tmp_path, SENTENCES, dev, [blank] * 3, config, lines.append
+    )
     assert settings["method"] == "beam"
     assert settings["lm_weight"] == 1.0 and settings["dev_wer"] == 0.0
     assert {"1/1", "0/1"} <= set(settings["grid_dev_wer"])

@@ -138,3 +138,37 @@ def test_asr_model_follows_the_model_contract(tiny_checkpoint, fsdd_manifests, t
     model.save(tmp_path / "saved")
     again = ASRModel(tmp_path / "saved", device="cpu")
     assert [p["text"] for p in again.predict(rows)] == [p["text"] for p in preds]
+
+
+def test_training_returns_the_checkpoint_and_the_metrics_it_records(tiny_checkpoint):
+    from training.result import TrainResult
+
+    out, result, _ = tiny_checkpoint
+    assert isinstance(result, TrainResult)
+    assert result.checkpoint == out
+    assert json.dumps(result.metrics, sort_keys=True) == json.dumps(
+        read_meta(out).metrics, sort_keys=True
+    )
+
+
+def test_resume_with_nothing_saved_says_so_and_starts_from_scratch(fsdd_manifests, tmp_path):
+    from training.asr.config import load_asr_config
+    from training.asr.train import train_asr
+
+    from .conftest import TINY
+
+    cfg = load_asr_config(None, (*TINY, "train.max_steps=2", "decoding.method=greedy"))
+    log: list[str] = []
+    steps: list[int] = []
+    result = train_asr(
+        cfg,
+        fsdd_manifests["train"],
+        fsdd_manifests["dev"],
+        tmp_path / "new",
+        resume=True,
+        on_progress=lambda d: steps.append(d["step"]),
+        log=log.append,
+    )
+    assert any("nothing to resume" in line for line in log)
+    assert steps == [1, 2] and result.metrics["steps"] == 2
+    assert read_meta(result.checkpoint).parent is None

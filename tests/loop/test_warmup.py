@@ -13,10 +13,10 @@ from factories import write_lines
 from earmark.errors import ConfigError
 from earmark.loop.config import LoopConfig, SelectionConfig
 from earmark.loop.pool import sample_pool
-from earmark.selection.scores import scores_from_predictions
 from earmark.loop.warmup import rank_check, utterance_errors
 from earmark.manifest import ManifestRow
 from earmark.records import Label, Utterance
+from earmark.selection.scores import scores_from_predictions
 from earmark.selection.strategies import AsrLeastConfidence, Combined, NluMargin
 
 

@@ -55,9 +55,10 @@ def nlu_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, nlu_data: dict[str, Path]) -> Path:
     """A small NLU trained for a few epochs (shared by the tests that only read it)."""
-    from training.nlu.train import load_nlu_config, train_nlu
+    from training.nlu.config import load_nlu_config
+    from training.nlu.train import train_nlu
 
     out = tmp_path_factory.mktemp("nlu_ckpt") / "ckpt"
     config = load_nlu_config(None, (*TINY, "optim.max_epochs=4"))
-    train_nlu(nlu_data["train"], nlu_data["dev"], out, config, log=lambda _: None)
+    train_nlu(config, nlu_data["train"], nlu_data["dev"], out, log=lambda _: None)
     return out

@@ -11,12 +11,13 @@ import torch
 
 from earmark.text import normalize
 from training.checkpoint import read_meta
+from training.nlu.config import load_nlu_config
 from training.nlu.data import load_examples
 from training.nlu.model import JointNLU, ModelSettings, Temperatures, pretrained_encoder
 from training.nlu.predict import NLUModel, infer, predict
 from training.nlu.schema import LabelSchema
 from training.nlu.tokenize import train_tokenizer
-from training.nlu.train import get_batch, load_nlu_config, loss_fn, make_optimizer, train_nlu
+from training.nlu.train import get_batch, loss_fn, make_optimizer, train_nlu
 
 # every test here trains a real (tiny) model for a few seconds
 pytestmark = pytest.mark.slow
@@ -182,7 +183,7 @@ def test_warm_start_grows_heads_for_new_labels(
     log: list[str] = []
     config = load_nlu_config(None, (*tiny, "optim.max_epochs=1"))
     train_nlu(
-        train, nlu_data["dev"], tmp_path / "warm", config, init=tiny_checkpoint, log=log.append
+        config, train, nlu_data["dev"], tmp_path / "warm", init=tiny_checkpoint, log=log.append
     )
     new = json.loads((tmp_path / "warm" / "nlu.json").read_text())
     assert new["intents"][: len(old["intents"])] == old["intents"]
@@ -197,11 +198,11 @@ def test_warm_start_grows_heads_for_new_labels(
 def test_resume_continues_from_last(nlu_data, tiny, tmp_path: Path) -> None:
     out = tmp_path / "run"
     first = load_nlu_config(None, (*tiny, "optim.max_epochs=1"))
-    train_nlu(nlu_data["train"], nlu_data["dev"], out, first, log=lambda _: None)
+    train_nlu(first, nlu_data["train"], nlu_data["dev"], out, log=lambda _: None)
     steps_one_epoch = read_meta(out).step
     log: list[str] = []
     second = load_nlu_config(None, (*tiny, "optim.max_epochs=2"))
-    train_nlu(nlu_data["train"], nlu_data["dev"], out, second, resume=True, log=log.append)
+    train_nlu(second, nlu_data["train"], nlu_data["dev"], out, resume=True, log=log.append)
     assert any(line.startswith("resuming") for line in log)
     assert read_meta(out).step == 2 * steps_one_epoch
 
@@ -237,7 +238,7 @@ def test_hf_encoder_checkpoint_loads_as_the_encoder(nlu_data, tmp_path: Path) ->
         None, ("model.encoder=" + str(hf_dir), "optim.max_epochs=1", "optim.lr=0.003")
     )
     out = tmp_path / "ckpt"
-    train_nlu(nlu_data["train"], nlu_data["dev"], out, config, log=lambda _: None)
+    train_nlu(config, nlu_data["train"], nlu_data["dev"], out, log=lambda _: None)
     assert json.loads((out / "config.json").read_text())["hidden_size"] == 32
     assert len(list(predict(out, [("a", "play some jazz")]))) == 1
 
@@ -265,10 +266,10 @@ def test_train_on_asr_hypotheses_adds_projected_examples(
     config = load_nlu_config(None, (*tiny, "optim.max_epochs=1"))
     grammar_manifest(tmp_path / "small.jsonl", 50, seed=1)
     train_nlu(
+        config,
         tmp_path / "small.jsonl",
         nlu_data["dev"],
         tmp_path / "ckpt",
-        config,
         asr_predictions=hyps,
         log=log.append,
     )
@@ -279,14 +280,40 @@ def test_train_on_asr_hypotheses_adds_projected_examples(
 def test_time_budget_stops_training_and_still_writes_a_checkpoint(
     nlu_data, tiny, tmp_path: Path
 ) -> None:
-    from training.nlu.train import lr_factor, training_progress
+    from training.budget import BudgetClock
+    from training.schedule import warmup_linear
 
     # the schedule follows the clock when the budget is further along than the steps
-    assert training_progress(10, 1000, 30.0, 60.0) == 0.5
-    assert lr_factor(1.0, 0.1) == pytest.approx(0.1)
+    assert BudgetClock(1.0, wall=30.0).progress(10, 1000) == 0.5
+    assert warmup_linear(1.0, 1.0, warmup=0.1) == pytest.approx(0.1)
     log: list[str] = []
-    config = load_nlu_config(None, (*tiny, "budget_minutes=0.002"))
-    train_nlu(nlu_data["train"], nlu_data["dev"], tmp_path / "b", config, log=log.append)
+    config = load_nlu_config(None, (*tiny, "optim.max_minutes=0.002"))
+    train_nlu(config, nlu_data["train"], nlu_data["dev"], tmp_path / "b", log=log.append)
     assert any("time budget" in line for line in log)
     assert read_meta(tmp_path / "b").step < 25 * 40  # far fewer than 40 epochs of 25 steps
     assert len(list(predict(tmp_path / "b", [("a", "play jazz")]))) == 1
+
+
+def test_resume_with_nothing_saved_says_so_and_returns_a_train_result(
+    nlu_data, tiny, tmp_path: Path
+) -> None:
+    from training.result import TrainResult
+
+    config = load_nlu_config(None, (*tiny, "optim.max_steps=5"))
+    log: list[str] = []
+    steps: list[int] = []
+    result = train_nlu(
+        config,
+        nlu_data["train"],
+        nlu_data["dev"],
+        tmp_path / "new",
+        resume=True,
+        on_progress=lambda d: steps.append(d["step"]),
+        log=log.append,
+    )
+    assert any("nothing to resume" in line for line in log)
+    assert isinstance(result, TrainResult) and result.checkpoint == tmp_path / "new"
+    meta = read_meta(result.checkpoint)
+    assert json.dumps(result.metrics, sort_keys=True) == json.dumps(meta.metrics, sort_keys=True)
+    assert steps == [1, 2, 3, 4, 5] and meta.step == 5
+    assert set(result.metrics["dev"]) >= {"intent_accuracy", "entity_f1", "calibration"}

@@ -12,7 +12,7 @@ With beam search and a language model the hypothesis is no longer the frames' ar
 confidence is the n-best posterior instead (``nbest_words``); its temperature scales the
 hypotheses' total scores and is fitted on dev in the same way.
 
-Both the temperature and the decoding settings (``train.tune_decoding``) are chosen on a grid
+Both the temperature and the decoding settings (``tuning.tune_decoding``) are chosen on a grid
 by ``search_grid``, which grows the grid past an edge whose value wins, so that the value
 chosen is a minimum with a worse value on either side (or a stated bound).
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -10,6 +11,7 @@ from earmark.config import load_config
 from earmark.errors import ConfigError
 from training.asr.lm import DecodingConfig
 from training.asr.model import ModelConfig
+from training.budget import Clock
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "asr.yaml"
 
@@ -24,12 +26,10 @@ class SpecAugmentConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The optimisation recipe. Budget: ``max_minutes`` and/or ``max_steps`` (0 = no limit);
-    the learning-rate schedule (linear warm-up, cosine decay) runs over whichever ends first.
-
-    ``budget_clock``: ``wall`` counts wall-clock minutes; ``cpu`` counts this process's CPU
-    time divided by ``threads`` (minutes of ``threads`` dedicated cores), which keeps a
-    budgeted run comparable when other jobs share the cores.
+    """The optimisation recipe. Budget (``training.budget``, as the NLU's): ``max_minutes`` on
+    ``budget_clock`` (``wall``, or ``cpu``: CPU seconds per torch thread) and ``max_steps``
+    both apply, the first reached ends training (0 = no limit of that kind, not both); the
+    learning-rate schedule (linear warm-up, cosine decay) runs over whichever ends first.
 
     ``precision``: ``auto`` trains under bfloat16 autocast on CUDA and on CPUs with native
     bfloat16 (AVX512-BF16 or AMX: 1.7-1.9x the fp32 throughput of the default model on these
@@ -46,7 +46,7 @@ class TrainConfig:
     final_lr_fraction: float = 0.02
     max_minutes: float = 20.0
     max_steps: int = 0
-    budget_clock: Literal["wall", "cpu"] = "wall"
+    budget_clock: Clock = "wall"
     max_frames: int = 6000
     max_batch: int = 64
     grad_clip: float = 1.0
@@ -81,3 +81,17 @@ class ASRConfig:
 def load_asr_config(path: str | Path | None = None, overrides: tuple[str, ...] = ()) -> ASRConfig:
     """``configs/asr.yaml`` (or ``path``) plus dotted overrides such as ``train.lr=1e-3``."""
     return load_config(ASRConfig, path or DEFAULT_CONFIG, overrides)
+
+
+def with_budget(
+    config: ASRConfig, *, minutes: float | None = None, max_steps: int | None = None
+) -> ASRConfig:
+    """``config`` with ``train.max_minutes`` and/or ``train.max_steps`` replaced (None keeps the
+    config's): what the loop's minutes and the CLI's ``--max-minutes``/``--max-steps`` set."""
+    tc = config.train
+    tc = dataclasses.replace(
+        tc,
+        max_minutes=tc.max_minutes if minutes is None else float(minutes),
+        max_steps=tc.max_steps if max_steps is None else int(max_steps),
+    )
+    return dataclasses.replace(config, train=tc)

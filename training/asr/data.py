@@ -1,13 +1,27 @@
-"""Length-bucketed batches: utterances of similar length together, so little is padding."""
+"""Training rows and length-bucketed batches: utterances of similar length together, so
+little is padding."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
+from earmark.errors import ManifestError
+from earmark.manifest import ManifestRow, read_manifest
+from earmark.text import normalize
 from training.asr.features import Example
+
+
+def labelled_rows(path: str | Path) -> list[ManifestRow]:
+    """Rows with a non-empty normalised transcript; the rest cannot train a recogniser."""
+    rows = [r for r in read_manifest(path) if r.label is not None and r.label.text is not None]
+    rows = [r for r in rows if r.label is not None and normalize(r.label.text or "")]
+    if not rows:
+        raise ManifestError(f"{path}: no rows with a transcript ('text') to train or evaluate on")
+    return rows
 
 
 def bucket_batches(

@@ -6,9 +6,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from earmark.manifest import ManifestRow
-from training.asr.config import load_asr_config
+from training.asr.config import load_asr_config, with_budget
 from training.asr.evaluate import evaluate_asr
-from training.asr.train import recover_last, train_asr
+from training.asr.train import train_asr
 from training.asr.transcribe import ASRModel
 from training.checkpoint import read_meta
 
@@ -30,14 +30,11 @@ class ASRRecipe:
         init: Path | None,
         log: Callable[[str], None],
     ) -> Path:
-        cfg = load_asr_config(config, (*overrides, f"train.max_minutes={minutes}"))
-        result = train_asr(
-            cfg, train, dev, out,
-            init=str(init) if init else None,
-            resume=recover_last(out / "last", log),  # puts back a save a kill cut mid-swap
-            log=log,
-        )  # fmt: skip
-        return Path(result.checkpoint)
+        cfg = with_budget(load_asr_config(config, tuple(overrides)), minutes=minutes)
+        # resume=True: an interrupted run of its own in out/last/ goes on (a save a kill cut
+        # mid-swap put back first); with none, training starts from init
+        result = train_asr(cfg, train, dev, out, init=init, resume=True, log=log)
+        return result.checkpoint
 
     def evaluate(
         self, checkpoint: Path, rows: list[ManifestRow], *, n_resamples: int

@@ -6,10 +6,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from earmark.manifest import ManifestRow
-from training.checkpoint import read_meta, recover_folder
+from training.checkpoint import read_meta
+from training.nlu.config import load_nlu_config, with_budget
 from training.nlu.evaluate import evaluate_nlu
 from training.nlu.predict import NLUModel
-from training.nlu.train import LAST, TRAINER_STATE, load_nlu_config, train_nlu
+from training.nlu.train import train_nlu
 
 
 class NLURecipe:
@@ -27,11 +28,11 @@ class NLURecipe:
         init: Path | None,
         log: Callable[[str], None],
     ) -> Path:
-        cfg = load_nlu_config(config, (*overrides, f"budget_minutes={minutes}"))
-        # resume an interrupted run of its own (putting back a save a kill cut mid-swap)
-        resume = recover_folder(out / LAST, TRAINER_STATE, log)
-        train_nlu(train, dev, out, cfg, init=init, resume=resume, log=log)
-        return out
+        cfg = with_budget(load_nlu_config(config, tuple(overrides)), minutes=minutes)
+        # resume=True: an interrupted run of its own in out/last/ goes on (a save a kill cut
+        # mid-swap put back first); with none, training starts from init
+        result = train_nlu(cfg, train, dev, out, init=init, resume=True, log=log)
+        return result.checkpoint
 
     def evaluate(
         self, checkpoint: Path, rows: list[ManifestRow], *, n_resamples: int

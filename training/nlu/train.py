@@ -1,9 +1,12 @@
 """Training loop for the joint NLU, readable top to bottom (nanoGPT style).
 
-``train_nlu(train, dev, out)`` writes the best-on-dev model to ``out/`` (Hugging Face folder
-+ ``nlu.json`` + ``earmark.json``, calibrated on dev) and the resumable state to
-``out/last/`` (model, optimiser, step, epoch). Warm start (``init``) loads another NLU
-checkpoint; labels that appeared since are appended to its heads.
+``train_nlu(config, train, dev, out)`` writes the best-on-dev model to ``out/`` (Hugging Face
+folder + ``nlu.json`` + ``earmark.json``, calibrated on dev) and the resumable state to
+``out/last/`` (``state``: model, optimiser, step, epoch). Warm start (``init``) loads another
+NLU checkpoint; labels that appeared since are appended to its heads. The budget is
+``optim.max_minutes`` on ``optim.budget_clock`` and ``optim.max_steps``, as the ASR's
+(``training.budget``); the learning rate warms up and decays linearly over it
+(``training.schedule.warmup_linear``). What is measured on dev is in ``tuning``.
 """
 
 from __future__ import annotations
@@ -12,18 +15,16 @@ import dataclasses
 import math
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
-from earmark.config import load_config, to_dict
-from earmark.errors import CheckpointError, ConfigError
-from earmark.manifest import manifest_hash
-from training.checkpoint import CheckpointMeta, recover_folder, replace_folder, write_meta
-from training.nlu import calibration
+from earmark.errors import ConfigError
+from training.budget import BudgetClock
+from training.checkpoint import LAST, should_resume
+from training.nlu.config import NLUConfig, OptimConfig
 from training.nlu.data import Example, load_examples, read_asr_predictions, with_hypotheses
 from training.nlu.evaluate import score_predictions
 from training.nlu.model import (
@@ -36,66 +37,20 @@ from training.nlu.model import (
     save_model,
     scratch_encoder,
 )
-from training.nlu.predict import RawOutput, decode, infer
 from training.nlu.schema import LabelSchema
+from training.nlu.state import (
+    TRAINER_STATE,
+    fresh_state,
+    load_last,
+    save_last,
+    write_checkpoint_meta,
+)
 from training.nlu.tokenize import encode, token_labels, train_tokenizer, word_tags
+from training.nlu.tuning import calibrate, dev_score, predict_examples
+from training.result import Log, OnProgress, TrainResult
+from training.schedule import warmup_linear
 
-LAST = "last"
-TRAINER_STATE = "trainer.pt"
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "nlu.yaml"
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """``encoder``: None = small BERT from scratch; else a HF id/folder, or ``minilm``."""
-
-    encoder: str | None = None
-    vocab_size: int = 3000
-    hidden_size: int = 128
-    layers: int = 2
-    heads: int = 4
-    intermediate_size: int = 256
-    max_length: int = 64
-    dropout: float = 0.1
-    pooling: Literal["mean", "cls"] = "mean"
-
-
-@dataclass(frozen=True)
-class OptimConfig:
-    """``encoder_lr`` (None = ``lr``) lets a pretrained encoder move slower than the heads."""
-
-    lr: float = 1e-3
-    encoder_lr: float | None = None
-    weight_decay: float = 0.01
-    warmup_frac: float = 0.1
-    batch_size: int = 32
-    max_epochs: int = 40
-    max_steps: int | None = None
-    patience: int = 6
-    grad_clip: float = 1.0
-    tag_loss_weight: float = 1.0
-
-
-@dataclass(frozen=True)
-class NLUConfig:
-    """Everything ``earmark train nlu`` reads from ``configs/nlu.yaml`` (section ``nlu``)."""
-
-    model: ModelConfig = field(default_factory=ModelConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    schema: str | None = None
-    seed: int = 0
-    budget_minutes: float | None = None
-    threads: int | None = None
-
-
-Log = Callable[[str], None]
-
-
-def load_nlu_config(path: str | Path | None = None, overrides: tuple[str, ...] = ()) -> NLUConfig:
-    """``configs/nlu.yaml`` (or ``path``) plus dotted overrides such as ``optim.lr=3e-4``."""
-    if path is None and not DEFAULT_CONFIG.is_file():
-        return load_config(NLUConfig, None, overrides)
-    return load_config(NLUConfig, path or DEFAULT_CONFIG, overrides)
+# -- setting up: the data, the labels, the model, the optimiser -----------------------------
 
 
 def load_data(
@@ -125,25 +80,33 @@ def build_schema(
     return schema
 
 
+def warm_start(init: Path, schema: LabelSchema, log: Log) -> tuple[JointNLU, Any, list[str]]:
+    """The ``init`` checkpoint with its heads grown to ``schema`` (and that, as a note)."""
+    model, tokenizer = load_model(init)
+    grown, new_intents, new_types = model.schema.extended(schema)
+    notes = []
+    if new_intents or new_types:
+        notes.append(
+            f"warm start from {init}: heads resized for {len(new_intents)} new intent(s) "
+            f"{new_intents} and {len(new_types)} new entity type(s) {new_types}"
+        )
+        log(notes[-1])
+        model.grow(grown)
+    else:
+        log(f"warm start from {init} (same labels; its tokenizer is kept)")
+    model.settings = dataclasses.replace(model.settings, temperatures=Temperatures())
+    return model, tokenizer, notes
+
+
 def build_model(
     config: NLUConfig, schema: LabelSchema, train: list[Example], init: Path | None, log: Log
-) -> tuple[JointNLU, Any]:
-    """A fresh model, or the ``init`` checkpoint with its heads grown to ``schema``."""
+) -> tuple[JointNLU, Any, list[str]]:
+    """A fresh model, or the ``init`` checkpoint with its heads grown to ``schema``; and the
+    notes on what warm-starting changed."""
+    if init is not None:
+        return warm_start(init, schema, log)
     mc = config.model
     settings = ModelSettings(pooling=mc.pooling, max_length=mc.max_length, dropout=mc.dropout)
-    if init is not None:
-        model, tokenizer = load_model(init)
-        grown, new_intents, new_types = model.schema.extended(schema)
-        if new_intents or new_types:
-            log(
-                f"warm start from {init}: heads resized for {len(new_intents)} new intent(s) "
-                f"{new_intents} and {len(new_types)} new entity type(s) {new_types}"
-            )
-            model.grow(grown)
-        else:
-            log(f"warm start from {init} (same labels; its tokenizer is kept)")
-        model.settings = dataclasses.replace(model.settings, temperatures=Temperatures())
-        return model, tokenizer
     if mc.encoder is not None:
         encoder, tokenizer = pretrained_encoder(resolve_encoder_name(mc.encoder))
         log(f"encoder {mc.encoder}: {sum(p.numel() for p in encoder.parameters()):,} parameters")
@@ -158,7 +121,7 @@ def build_model(
             max_length=mc.max_length,
             dropout=mc.dropout,
         )
-    return JointNLU(encoder, schema, settings), tokenizer
+    return JointNLU(encoder, schema, settings), tokenizer, []
 
 
 def get_batch(examples: list[Example], model: JointNLU, tokenizer: Any) -> dict[str, torch.Tensor]:
@@ -200,213 +163,219 @@ def make_optimizer(model: JointNLU, oc: OptimConfig) -> torch.optim.Optimizer:
     )
 
 
-def training_progress(step: int, total: int, elapsed_s: float, budget_s: float | None) -> float:
-    """How far through the plan we are, in [0, 1]: steps, or the time budget if further along.
+@dataclass
+class Run:
+    """What the steps of one run share. ``state`` is what ``last/`` saves (``trainer.pt``);
+    ``peak_lrs`` the optimiser groups' rates that the schedule scales; ``planned_steps`` the
+    steps the schedule runs over (``max_steps``, else ``max_epochs`` of steps)."""
 
-    With a time budget (the loop retrains every round within minutes) the schedule follows
-    the clock, so the learning rate has decayed when the budget runs out.
-    """
-    frac = step / max(1, total)
-    if budget_s:
-        frac = max(frac, elapsed_s / budget_s)
-    return min(frac, 1.0)
+    config: NLUConfig
+    out: Path
+    model: JointNLU
+    tokenizer: Any
+    optimizer: torch.optim.Optimizer
+    state: dict[str, Any]
+    notes: list[str]
+    log: Log
+    peak_lrs: list[float]
+    planned_steps: int
+    clock: BudgetClock
+    loss_avg: float | None = None
 
-
-def lr_factor(progress: float, warmup_frac: float) -> float:
-    """Linear warm-up over ``warmup_frac`` of the plan, then linear decay to 10% of the peak."""
-    if progress < warmup_frac:
-        return max(0.02, progress / warmup_frac)
-    return max(0.1, 1 - 0.9 * (progress - warmup_frac) / max(1e-9, 1 - warmup_frac))
-
-
-def dev_score(scores: dict[str, Any]) -> float:
-    """Model selection: mean of intent accuracy and entity F1 (intent alone without entities)."""
-    acc, f1 = scores["intent_accuracy"].value, scores["entity_f1"].value
-    return acc if math.isnan(f1) else (acc + f1) / 2
+    def progress(self) -> float:
+        return self.clock.progress(self.state["step"], self.planned_steps)
 
 
-def predict_examples(
-    model: JointNLU, tokenizer: Any, examples: list[Example], version: str
-) -> tuple[list[RawOutput], list[dict[str, Any]]]:
-    raws = infer(model, tokenizer, [e.text for e in examples])
-    temps = model.settings.temperatures
-    preds = [
-        decode(e.id, e.text, r, model.schema, temps, version)
-        for e, r in zip(examples, raws, strict=True)
-    ]
-    return raws, preds
-
-
-def calibrate(model: JointNLU, tokenizer: Any, dev: list[Example], version: str) -> Temperatures:
-    """Fit the intent and tag temperatures, then the utterance-confidence map, on dev."""
-    raws = infer(model, tokenizer, [e.text for e in dev])
-    intents = model.schema.intent_index()
-    t_intent = calibration.fit_temperature(
-        torch.stack([r.intent_logits for r in raws]), torch.tensor([intents[e.intent] for e in dev])
-    )
-    word_logits = [r.word_tag_logits for r in raws if r.word_tag_logits.shape[0]]
-    word_targets = [torch.tensor(word_tags(e, model.schema)) for e in dev if e.text]
-    t_tag = (
-        calibration.fit_temperature(torch.cat(word_logits), torch.cat(word_targets))
-        if word_logits
-        else 1.0
-    )
-    temps = Temperatures(intent=t_intent, tag=t_tag)
-    preds = [
-        decode(e.id, e.text, r, model.schema, temps, version)
-        for e, r in zip(dev, raws, strict=True)
-    ]
-    correct = [
-        p["intent"] == e.intent
-        and sorted((x["type"], x["start"], x["end"]) for x in p["entities"])
-        == sorted((x.type, x.start, x.end) for x in e.entities)
-        for e, p in zip(dev, preds, strict=True)
-    ]
-    scale, shift = calibration.fit_utterance_map([p["raw_confidence"] for p in preds], correct)
-    return Temperatures(t_intent, t_tag, scale, shift)
-
-
-def save_last(
-    model: JointNLU, tokenizer: Any, optimizer: torch.optim.Optimizer, state: dict, out: Path
-) -> None:
-    """Replace ``out/last/`` whole (``training.checkpoint.replace_folder``): a kill mid-save
-    never leaves weights and optimiser state of different epochs to resume from."""
-
-    def write(tmp: Path) -> None:
-        save_model(model, tokenizer, tmp)
-        torch.save({**state, "optimizer": optimizer.state_dict()}, tmp / TRAINER_STATE)
-
-    replace_folder(out / LAST, write, TRAINER_STATE)
-
-
-def train_nlu(
-    train_path: str | Path,
-    dev_path: str | Path,
-    out_dir: str | Path,
-    config: NLUConfig | None = None,
-    *,
-    init: str | Path | None = None,
-    resume: bool = False,
-    asr_predictions: str | Path | None = None,
-    log: Log = print,
-) -> dict[str, Any]:
-    """Train, keep the best model on dev, calibrate it, and return its dev metrics."""
-    config = config or NLUConfig()
+def start_run(
+    config: NLUConfig,
+    schema: LabelSchema,
+    train: list[Example],
+    out: Path,
+    init: Path | None,
+    resumed: bool,
+    log: Log,
+) -> Run:
+    """The model, optimiser and state, resumed from ``out/last/`` or built (warm-started from
+    ``init``, or fresh); the budget clock starts now, as training does."""
     oc = config.optim
-    train_path, dev_path, out = Path(train_path), Path(dev_path), Path(out_dir)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    t0 = time.monotonic()
-
-    train, dev = load_data(
-        train_path, dev_path, Path(asr_predictions) if asr_predictions else None, log
-    )
-    schema = build_schema(config, train, dev, (train_path, dev_path))
-    state: dict[str, Any] = {"step": 0, "epoch": 0, "best": -1.0, "best_epoch": 0, "bad": 0}
-    state["version"] = "nlu-" + time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    if resume and recover_folder(out / LAST, TRAINER_STATE, log):
-        model, tokenizer = load_model(out / LAST)
-        if model.schema.extended(schema)[0] != model.schema:
-            raise CheckpointError(f"{out / LAST}: cannot resume, the training labels changed")
-        saved = torch.load(out / LAST / TRAINER_STATE, weights_only=True)
+    version = "nlu-" + time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    state = fresh_state(version, str(init) if init else None)
+    notes: list[str] = []
+    if resumed:
+        model, tokenizer, saved = load_last(out, schema)
         optimizer = make_optimizer(model, oc)
         optimizer.load_state_dict(saved.pop("optimizer"))
         state.update(saved)
         log(f"resuming {out / LAST} at epoch {state['epoch']}, step {state['step']}")
     else:
-        if resume:
-            log(f"nothing to resume in {out / LAST}: starting from the beginning")
-        model, tokenizer = build_model(config, schema, train, Path(init) if init else None, log)
+        model, tokenizer, notes = build_model(config, schema, train, init, log)
         optimizer = make_optimizer(model, oc)
-    schema = model.schema
-    n_params = sum(p.numel() for p in model.parameters())
-    log(
-        f"{len(train)} train / {len(dev)} dev examples, {len(schema.intents)} intents, "
-        f"{len(schema.entity_types)} entity types, {n_params:,} parameters"
+    peak_lrs = [g["lr"] for g in optimizer.param_groups]
+    planned = oc.max_steps or math.ceil(len(train) / oc.batch_size) * oc.max_epochs
+    clock = BudgetClock.of(
+        oc, threads=torch.get_num_threads(), wall=state["elapsed"], cpu=state["cpu_seconds"]
+    )
+    return Run(
+        config, out, model, tokenizer, optimizer, state, notes, log, peak_lrs, planned, clock
     )
 
-    steps_per_epoch = math.ceil(len(train) / oc.batch_size)
-    total = oc.max_steps or steps_per_epoch * oc.max_epochs
-    base_lrs = [g["lr"] for g in optimizer.param_groups]
-    budget_s = 60 * config.budget_minutes if config.budget_minutes else None
-    stop_reason = "max epochs"
-    while state["epoch"] < oc.max_epochs:
-        model.train()
-        order = list(range(len(train)))
-        # seeded per epoch, so a resumed run sees the same order as an uninterrupted one
-        random.Random(config.seed * 1000 + state["epoch"]).shuffle(order)
-        losses = []
-        for i in range(0, len(order), oc.batch_size):
-            batch = get_batch([train[j] for j in order[i : i + oc.batch_size]], model, tokenizer)
-            elapsed = time.monotonic() - t0
-            if budget_s is not None and elapsed > budget_s:
-                break  # out of time: score what we have
-            progress = training_progress(state["step"], total, elapsed, budget_s)
-            factor = lr_factor(progress, oc.warmup_frac)
-            for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
-                group["lr"] = base * factor
-            loss = loss_fn(model, batch, oc.tag_loss_weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), oc.grad_clip)
-            optimizer.step()
-            losses.append(loss.item())
-            state["step"] += 1
-            if oc.max_steps and state["step"] >= oc.max_steps:
-                break
-        state["epoch"] += 1
 
-        _, preds = predict_examples(model, tokenizer, dev, state["version"])
-        scores = score_predictions(dev, preds, n_resamples=0)
-        score = dev_score(scores)
-        improved = score > state["best"]
-        if improved:
-            state.update(best=score, best_epoch=state["epoch"], bad=0)
-            save_model(model, tokenizer, out)
-        else:
-            state["bad"] += 1
-        save_last(model, tokenizer, optimizer, state, out)
-        log(
-            f"epoch {state['epoch']:3d} step {state['step']:5d} "
-            f"loss {sum(losses) / max(1, len(losses)):.4f} "
-            f"dev intent {scores['intent_accuracy'].value:.4f} "
-            f"entity F1 {scores['entity_f1'].value:.4f}{'  *best*' if improved else ''} "
-            f"[{time.monotonic() - t0:.0f}s]"
-        )
+# -- the loop -------------------------------------------------------------------------------
+
+
+def train_step(run: Run, examples: list[Example]) -> tuple[float, float]:
+    """One optimiser step on ``examples``; returns its loss and the heads' learning rate."""
+    oc = run.config.optim
+    progress = run.progress()
+    for group, peak in zip(run.optimizer.param_groups, run.peak_lrs, strict=True):
+        group["lr"] = warmup_linear(progress, peak, warmup=oc.warmup_frac)
+    batch = get_batch(examples, run.model, run.tokenizer)
+    loss = loss_fn(run.model, batch, oc.tag_loss_weight)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.model.parameters(), oc.grad_clip)
+    run.optimizer.step()
+    run.state["step"] += 1
+    return loss.item(), run.optimizer.param_groups[-1]["lr"]
+
+
+def train_epoch(run: Run, train: list[Example], on_progress: OnProgress | None) -> list[float]:
+    """One pass over ``train`` in a shuffled order, cut short by the budget; its losses."""
+    oc, state = run.config.optim, run.state
+    run.model.train()
+    order = list(range(len(train)))
+    # seeded per epoch, so a resumed run sees the same order as an uninterrupted one
+    random.Random(run.config.seed * 1000 + state["epoch"]).shuffle(order)
+    losses = []
+    for i in range(0, len(order), oc.batch_size):
+        run.clock.tick()
+        if run.clock.spent():
+            break  # out of time: score what we have
+        loss, lr = train_step(run, [train[j] for j in order[i : i + oc.batch_size]])
+        losses.append(loss)
+        run.loss_avg = loss if run.loss_avg is None else 0.95 * run.loss_avg + 0.05 * loss
+        if on_progress is not None:
+            on_progress(
+                {"fraction": run.progress(), "loss": run.loss_avg, "lr": lr, "step": state["step"]}
+            )
         if oc.max_steps and state["step"] >= oc.max_steps:
-            stop_reason = "max steps"
             break
-        if state["bad"] >= oc.patience:
-            stop_reason = f"no dev improvement for {oc.patience} epochs"
-            break
-        if budget_s is not None and time.monotonic() - t0 > budget_s:
-            stop_reason = f"time budget of {config.budget_minutes} min"
-            break
+    state["epoch"] += 1
+    return losses
 
-    model, tokenizer = load_model(out)
-    temps = calibrate(model, tokenizer, dev, state["version"])
-    model.settings = dataclasses.replace(model.settings, temperatures=temps)
-    save_model(model, tokenizer, out)
-    _, preds = predict_examples(model, tokenizer, dev, state["version"])
-    scores = score_predictions(dev, preds, n_resamples=200)
-    metrics = {k: v.to_dict() for k, v in scores.items()}
-    metrics["calibration"] = temps.to_dict()
-    write_meta(
-        out,
-        CheckpointMeta(
-            kind="nlu",
-            model_version=state["version"],
-            config=to_dict(config),
-            train_manifest_hash=manifest_hash(train_path),
-            parent=str(init) if init else None,
-            metrics={"dev": metrics, "best_epoch": state["best_epoch"]},
-            step=state["step"],
-        ),
+
+def end_epoch(run: Run, dev: list[Example], losses: list[float]) -> None:
+    """Score the epoch on dev, keep the model in ``out`` if it is the best so far, save
+    ``last/``."""
+    state = run.state
+    _, preds = predict_examples(run.model, run.tokenizer, dev, state["version"])
+    scores = score_predictions(dev, preds, n_resamples=0)
+    score = dev_score(scores)
+    improved = score > state["best"]
+    if improved:
+        state.update(best=score, best_epoch=state["epoch"], bad=0)
+        save_model(run.model, run.tokenizer, run.out)
+    else:
+        state["bad"] += 1
+    run.clock.tick()
+    state["elapsed"], state["cpu_seconds"] = run.clock.wall, run.clock.cpu
+    save_last(run.model, run.tokenizer, run.optimizer, state, run.out)
+    run.log(
+        f"epoch {state['epoch']:3d} step {state['step']:5d} "
+        f"loss {sum(losses) / max(1, len(losses)):.4f} "
+        f"dev intent {scores['intent_accuracy'].value:.4f} "
+        f"entity F1 {scores['entity_f1'].value:.4f}{'  *best*' if improved else ''} "
+        f"[{run.clock.wall:.0f}s]"
     )
-    log(
-        f"stopped ({stop_reason}); best epoch {state['best_epoch']}: "
+
+
+def stop_reason(run: Run) -> str | None:
+    """Why training stops after this epoch (None: it goes on, up to ``max_epochs``)."""
+    oc = run.config.optim
+    if oc.max_steps and run.state["step"] >= oc.max_steps:
+        return "max steps"
+    if run.state["bad"] >= oc.patience:
+        return f"no dev improvement for {oc.patience} epochs"
+    if run.clock.spent():
+        return f"time budget of {oc.max_minutes:g} min ({oc.budget_clock} clock)"
+    return None
+
+
+def train_loop(
+    run: Run, train: list[Example], dev: list[Example], on_progress: OnProgress | None
+) -> str:
+    """Epochs until the budget, ``max_epochs`` or early stopping ends them; why they ended."""
+    oc = run.config.optim
+    while run.state["epoch"] < oc.max_epochs:
+        losses = train_epoch(run, train, on_progress)
+        end_epoch(run, dev, losses)
+        reason = stop_reason(run)
+        if reason is not None:
+            return reason
+    return "max epochs"
+
+
+# -- the end: the best model, calibrated on dev ----------------------------------------------
+
+
+def finish(run: Run, train_path: Path, dev: list[Example], reason: str) -> dict[str, Any]:
+    """Calibrate the best model on dev and save it to ``out`` with its metrics (returned)."""
+    version = run.state["version"]
+    model, tokenizer = load_model(run.out)
+    temps = calibrate(model, tokenizer, dev, version)
+    model.settings = dataclasses.replace(model.settings, temperatures=temps)
+    save_model(model, tokenizer, run.out)
+    _, preds = predict_examples(model, tokenizer, dev, version)
+    scores = score_predictions(dev, preds, n_resamples=200)
+    dev_metrics = {k: v.to_dict() for k, v in scores.items()}
+    dev_metrics["calibration"] = temps.to_dict()
+    metrics = {"dev": dev_metrics, "best_epoch": run.state["best_epoch"]}
+    write_checkpoint_meta(run.out, run.config, train_path, run.state, metrics)
+    run.log(
+        f"stopped ({reason}); best epoch {run.state['best_epoch']}: "
         f"dev intent {scores['intent_accuracy']}, entity F1 {scores['entity_f1']}, "
-        f"ECE {scores['ece']} (T_intent {temps.intent:.2f}, T_tag {temps.tag:.2f}) -> {out}"
+        f"ECE {scores['ece']} (T_intent {temps.intent:.2f}, T_tag {temps.tag:.2f}) -> {run.out}"
     )
     return metrics
+
+
+def train_nlu(
+    config: NLUConfig,
+    train: str | Path,
+    dev: str | Path,
+    out: str | Path,
+    *,
+    init: str | Path | None = None,
+    resume: bool = False,
+    log: Log = print,
+    on_progress: OnProgress | None = None,
+    asr_predictions: str | Path | None = None,
+) -> TrainResult:
+    """Train on the ``train`` manifest, keep the best model on ``dev``, calibrate it there.
+
+    ``init``: warm start from an NLU checkpoint (heads grow for new labels). ``resume``:
+    continue the run saved in ``out/last/`` (``training.checkpoint.should_resume``: with
+    nothing saved there, that is logged and training starts from ``init`` or scratch).
+    ``on_progress`` receives ``{"fraction", "loss", "lr", "step"}`` after each step (loss
+    smoothed). ``asr_predictions``: ASR predictions JSONL of the training audio, to train on
+    the hypotheses too. The result's metrics are the checkpoint's ``earmark.json`` metrics:
+    ``{"dev": {...}, "best_epoch": n}``.
+    """
+    train_path, dev_path, out = Path(train), Path(dev), Path(out)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    hyps = Path(asr_predictions) if asr_predictions else None
+    train_set, dev_set = load_data(train_path, dev_path, hyps, log)
+    schema = build_schema(config, train_set, dev_set, (train_path, dev_path))
+    resumed = should_resume(out / LAST, TRAINER_STATE, resume=resume, log=log)
+    run = start_run(config, schema, train_set, out, Path(init) if init else None, resumed, log)
+    schema = run.model.schema
+    n_params = sum(p.numel() for p in run.model.parameters())
+    log(
+        f"{len(train_set)} train / {len(dev_set)} dev examples, {len(schema.intents)} intents, "
+        f"{len(schema.entity_types)} entity types, {n_params:,} parameters"
+    )
+    reason = train_loop(run, train_set, dev_set, on_progress)
+    metrics = finish(run, train_path, dev_set, reason)
+    return TrainResult(out, metrics, tuple(run.notes))
