@@ -317,3 +317,35 @@ def test_resume_with_nothing_saved_says_so_and_returns_a_train_result(
     assert json.dumps(result.metrics, sort_keys=True) == json.dumps(meta.metrics, sort_keys=True)
     assert steps == [1, 2, 3, 4, 5] and meta.step == 5
     assert set(result.metrics["dev"]) >= {"intent_accuracy", "entity_f1", "calibration"}
+
+
+def test_a_resumed_run_follows_the_uninterrupted_learning_rate_schedule(
+    nlu_data, tiny, tmp_path: Path
+) -> None:
+    config = load_nlu_config(None, (*tiny, "optim.max_epochs=2"))
+    whole: dict[int, float] = {}
+    train_nlu(
+        config, nlu_data["train"], nlu_data["dev"], tmp_path / "whole",
+        log=lambda _: None, on_progress=lambda d: whole.__setitem__(d["step"], d["lr"]),
+    )  # fmt: skip
+    per_epoch = len(whole) // 2
+
+    class Killed(Exception):
+        pass
+
+    def die_in_epoch_two(d: dict) -> None:
+        if d["step"] > per_epoch:
+            raise Killed
+
+    with pytest.raises(Killed):  # killed early in epoch 2, after epoch 1's last/ was saved
+        train_nlu(
+            config, nlu_data["train"], nlu_data["dev"], tmp_path / "cut",
+            log=lambda _: None, on_progress=die_in_epoch_two,
+        )  # fmt: skip
+    resumed: dict[int, float] = {}
+    train_nlu(
+        config, nlu_data["train"], nlu_data["dev"], tmp_path / "cut", resume=True,
+        log=lambda _: None, on_progress=lambda d: resumed.__setitem__(d["step"], d["lr"]),
+    )  # fmt: skip
+    assert min(resumed) == per_epoch + 1
+    assert resumed == pytest.approx({s: lr for s, lr in whole.items() if s > per_epoch})

@@ -204,13 +204,16 @@ def start_run(
     if resumed:
         model, tokenizer, saved = load_last(out, schema)
         optimizer = make_optimizer(model, oc)
+        # the schedule scales the configured peak rates: read them before the saved state
+        # overwrites each group's rate with the last scheduled one
+        peak_lrs = [g["lr"] for g in optimizer.param_groups]
         optimizer.load_state_dict(saved.pop("optimizer"))
         state.update(saved)
         log(f"resuming {out / LAST} at epoch {state['epoch']}, step {state['step']}")
     else:
         model, tokenizer, notes = build_model(config, schema, train, init, log)
         optimizer = make_optimizer(model, oc)
-    peak_lrs = [g["lr"] for g in optimizer.param_groups]
+        peak_lrs = [g["lr"] for g in optimizer.param_groups]
     planned = oc.max_steps or math.ceil(len(train) / oc.batch_size) * oc.max_epochs
     clock = BudgetClock.of(
         oc, threads=torch.get_num_threads(), wall=state["elapsed"], cpu=state["cpu_seconds"]
