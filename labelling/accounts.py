@@ -15,8 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from earmark.errors import StudioError
-from earmark.say import Say, quiet
+from earmark.core.errors import StudioError
+from earmark.core.say import Say, quiet
 from labelling.client import Connection, StudioClient, read_secret, write_secret
 from labelling.settings import Paths, StudioConfig
 

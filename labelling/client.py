@@ -26,8 +26,8 @@ from typing import Any
 
 import httpx
 
-from earmark import faults, fileio
-from earmark.errors import StudioError
+from earmark.core import faults, fileio
+from earmark.core.errors import StudioError
 from labelling.settings import ENV_TOKEN, ENV_URL, ClientConfig, Paths
 
 RETRY_STATUS = frozenset({429, 502, 503, 504})

@@ -19,8 +19,8 @@ from xml.sax.saxutils import quoteattr
 
 import yaml
 
-from earmark.errors import StudioError
-from earmark.manifest import iter_manifest
+from earmark.core.errors import StudioError
+from earmark.core.manifest import iter_manifest
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "configs" / "studio"
 Kind = Literal["transcription", "understanding"]

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from earmark.records import Entity
+from earmark.core.records import Entity
 from labelling.configs import Tags
 
 REF_KEY = "ref"

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from earmark.manifest import ManifestRow
-from earmark.records import Label, Utterance
+from earmark.core.manifest import ManifestRow
+from earmark.core.records import Label, Utterance
 from labelling import convert
 from labelling.configs import Tags
 from labelling.validation import answers_agree, validate_transcription, validate_understanding

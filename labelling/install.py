@@ -12,8 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from earmark.errors import StudioError
-from earmark.say import Say, quiet
+from earmark.core.errors import StudioError
+from earmark.core.say import Say, quiet
 from labelling.settings import StudioConfig, venv_dir
 
 

@@ -26,9 +26,9 @@ from typing import Any
 
 import httpx
 
-from earmark import fileio
-from earmark.errors import StudioError
-from earmark.say import Say, quiet
+from earmark.core import fileio
+from earmark.core.errors import StudioError
+from earmark.core.say import Say, quiet
 from labelling.accounts import admin_password, django_secret_key, ensure_token
 from labelling.install import ensure_installed
 from labelling.settings import Paths, StudioConfig

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from earmark.errors import StudioError
+from earmark.core.errors import StudioError
 from labelling import configs
 from labelling.client import StudioClient
 from labelling.configs import KINDS, Kind, Schema, Tags

@@ -26,8 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from earmark.manifest import ManifestRow, read_manifest, write_manifest
-from earmark.records import Label
+from earmark.core.manifest import ManifestRow, read_manifest, write_manifest
+from earmark.core.records import Label
 from labelling import convert
 from labelling.client import StudioClient
 from labelling.configs import Tags

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import soundfile as sf
 
-from earmark.errors import StudioError
-from earmark.fileio import iter_id_records
-from earmark.manifest import read_manifest
-from earmark.records import Utterance
-from earmark.say import Progress
+from earmark.core.errors import StudioError
+from earmark.core.fileio import iter_id_records
+from earmark.core.manifest import read_manifest
+from earmark.core.records import Utterance
+from earmark.core.say import Progress
 from labelling import convert
 from labelling.client import StudioClient
 from labelling.configs import KINDS, Kind, Tags

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from earmark.config import load_config
+from earmark.core.config import load_config
 
 REPO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "studio.yaml"
 ENV_URL = "EARMARK_LS_URL"

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from earmark.manifest import read_manifest
-from earmark.records import Entity, Label
-from earmark.say import Progress
+from earmark.core.manifest import read_manifest
+from earmark.core.records import Entity, Label
+from earmark.core.say import Progress
 from labelling import convert
 from labelling.accounts import ensure_annotator
 from labelling.client import StudioClient

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from earmark import fileio
-from earmark.errors import StudioError
-from earmark.fileio import read_jsonl
+from earmark.core import fileio
+from earmark.core.errors import StudioError
+from earmark.core.fileio import read_jsonl
 from labelling.client import read_secret, write_secret
 from labelling.settings import Paths
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from earmark.errors import StudioError
+from earmark.core.errors import StudioError
 from labelling import convert
 from labelling.client import OutcomeUnknown, StudioClient
 from labelling.configs import Kind, Tags

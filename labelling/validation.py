@@ -10,8 +10,8 @@ from __future__ import annotations
 import itertools
 import re
 
-from earmark.records import Entity, Label, LabelSource
-from earmark.text import normalize
+from earmark.core.records import Entity, Label, LabelSource
+from earmark.core.text import normalize
 from labelling.convert import Answer, Span
 
 

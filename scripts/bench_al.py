@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from earmark.config import save_config
-from earmark.fileio import write_json
+from earmark.core.config import save_config
+from earmark.core.fileio import write_json
 from earmark.loop.config import load_loop_config
 from earmark.loop.curves import CURVE_METRICS, append_row
 from earmark.loop.rounds import run_loop

@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from earmark.manifest import ManifestRow, read_manifest, write_manifest
-from earmark.records import Label, Utterance
+from earmark.core.manifest import ManifestRow, read_manifest, write_manifest
+from earmark.core.records import Label, Utterance
 
 REPO = Path(__file__).resolve().parents[1]
 FSDD = REPO.parent / "shared" / "data" / "fsdd" / "recordings"
@@ -172,8 +172,8 @@ def hf_trainer_throughput(rows: list[ManifestRow], seconds: float, lr: float) ->
     import torch
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
-    from earmark.audio import load_audio
-    from earmark.text import normalize
+    from earmark.core.text import normalize
+    from earmark.dsp import load_audio
     from training.asr.config import load_asr_config
     from training.asr.model import build_recogniser
     from training.asr.start import use_bf16
@@ -274,7 +274,7 @@ def transcription_rtf(checkpoint: Path, rows: list[ManifestRow]) -> dict[str, An
     import torch
     from transformers import pipeline
 
-    from earmark.audio import load_audio
+    from earmark.dsp import load_audio
     from training.asr.lm import has_lm
     from training.asr.transcribe import transcribe
 
@@ -341,7 +341,7 @@ def part_speed(args: argparse.Namespace) -> dict[str, Any]:
 
 MEMORY_CHILD = """
 import json, sys
-from earmark.manifest import iter_manifest
+from earmark.core.manifest import iter_manifest
 from training.asr.transcribe import transcribe
 n = 0
 for pred in transcribe(sys.argv[1], iter_manifest(sys.argv[2]), batch_size=32, device="cpu"):

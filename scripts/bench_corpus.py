@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from earmark.config import load_config, to_dict
+from earmark.core.config import load_config, to_dict
+from earmark.core.manifest import validate_manifest
 from earmark.corpus.synth import SPLITS, SplitSizes, SynthConfig, build_corpus
-from earmark.manifest import validate_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFESTS = ("seed", "pool", "pool_answers", "dev", "test")

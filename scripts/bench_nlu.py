@@ -36,8 +36,8 @@ PAPER = {"intent_accuracy": 0.8484, "entity_f1": 0.7819}
 
 def builtin_splits(corpus: Path | None, work: Path) -> dict[str, Path]:
     """Manifests train (seed + pool answers), seed, dev, test of the built-in corpus."""
-    from earmark.manifest import ManifestRow, read_manifest, write_manifest
-    from earmark.records import Utterance
+    from earmark.core.manifest import ManifestRow, read_manifest, write_manifest
+    from earmark.core.records import Utterance
 
     out = work / "builtin"
     out.mkdir(parents=True, exist_ok=True)
@@ -68,8 +68,8 @@ def builtin_splits(corpus: Path | None, work: Path) -> dict[str, Path]:
 
 def slurp_splits(slurp: Path, work: Path, seed: int) -> dict[str, Path]:
     """SLURP imported by the corpus importer, then a seeded 80/20 split (dev = 10% of the 80%)."""
+    from earmark.core.manifest import read_manifest, write_manifest
     from earmark.corpus.importers import import_slurp
-    from earmark.manifest import read_manifest, write_manifest
 
     out = work / "slurp"
     report = import_slurp(slurp, out / "import")
@@ -87,7 +87,7 @@ def slurp_splits(slurp: Path, work: Path, seed: int) -> dict[str, Path]:
 def run(
     name: str, splits: dict[str, Path], work: Path, overrides: list[str], asr: Path | None = None
 ) -> dict[str, Any]:
-    from earmark.manifest import read_manifest
+    from earmark.core.manifest import read_manifest
     from training.nlu.config import load_nlu_config
     from training.nlu.evaluate import evaluate_nlu
     from training.nlu.train import train_nlu

@@ -8,4 +8,5 @@ export PATH="$PWD/.venv/bin:$PATH"
 echo "[test] ruff check";   ruff check .
 echo "[test] ruff format";  ruff format --check .
 echo "[test] mypy";         mypy
+echo "[test] import layers"; lint-imports --no-cache
 echo "[test] pytest";       pytest "$@"

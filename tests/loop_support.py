@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from studio_fixtures import Studio
 
-from earmark.config import save_config
+from earmark.core.config import save_config
 
 BATCH = 4
 

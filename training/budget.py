@@ -20,7 +20,7 @@ import math
 import time
 from typing import Literal, Protocol
 
-from earmark.errors import ConfigError
+from earmark.core.errors import ConfigError
 
 Clock = Literal["wall", "cpu"]
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from earmark import faults
-from earmark.errors import CheckpointError
-from earmark.fileio import fsync_dir, write_json
+from earmark.core import faults
+from earmark.core.errors import CheckpointError
+from earmark.core.fileio import fsync_dir, write_json
 
 META_FILE = "earmark.json"
 LAST = "last"  # the folder, inside a run's output folder, that holds the state to resume from

@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from earmark.errors import AudioError
-from earmark.manifest import ManifestRow
+from earmark.core.errors import AudioError
+from earmark.core.manifest import ManifestRow
 
 BadAudio = Callable[
     [ManifestRow, AudioError], None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from earmark.errors import EarmarkError
+from earmark.core.errors import EarmarkError
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
@@ -113,7 +113,7 @@ def transcribe_command(
     """Transcribe a manifest: hypothesis, utterance confidence, per-word confidence and times."""
     from rich.progress import Progress
 
-    from earmark.manifest import iter_manifest
+    from earmark.core.manifest import iter_manifest
     from training.asr.transcribe import transcribe
 
     if not checkpoint.is_dir():

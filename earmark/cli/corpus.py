@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from earmark.audio import AudioConfig
+    from earmark.core.audio import AudioConfig
 
 FORMAT_HELP = (
     "folder: every audio file under SRC (unlabelled pool); manifest: an earmark JSONL "
@@ -25,8 +25,8 @@ FORMAT_HELP = (
 
 
 def _audio_config(config: Path | None, max_duration: float | None) -> AudioConfig:
-    from earmark.audio import AudioConfig
-    from earmark.config import load_config
+    from earmark.core.audio import AudioConfig
+    from earmark.core.config import load_config
 
     overrides = [] if max_duration is None else [f"max_duration_s={max_duration}"]
     if config is None and not overrides:
@@ -77,8 +77,8 @@ def import_command(
     Safe to re-run: rows already in the manifest are kept and skipped, never duplicated.
     Source audio is referenced where it is, not copied.
     """
+    from earmark.core.errors import CorpusError
     from earmark.corpus.importers import FORMATS, IMPORTERS
-    from earmark.errors import CorpusError
 
     if fmt not in FORMATS:
         raise CorpusError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")

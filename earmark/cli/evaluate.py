@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from earmark.errors import CheckpointError, EarmarkError
+from earmark.core.errors import CheckpointError, EarmarkError
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
@@ -29,7 +29,7 @@ def evaluate_one(
     decoding: str | None = None,
 ) -> dict[str, Any]:
     """The metrics dict of one checkpoint on ``manifest``; dispatches on its kind."""
-    from earmark.manifest import read_manifest
+    from earmark.core.manifest import read_manifest
     from training.checkpoint import read_meta
 
     meta = read_meta(checkpoint)

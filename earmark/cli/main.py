@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from earmark import __version__
-from earmark.errors import EarmarkError
+from earmark.core.errors import EarmarkError
 
 app = typer.Typer(
     name="earmark",

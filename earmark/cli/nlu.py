@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from earmark.errors import EarmarkError
+from earmark.core.errors import EarmarkError
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
@@ -91,7 +91,7 @@ def predict_nlu_command(
     out: Path | None = typer.Option(None, "--out", help="Predictions JSONL (default: stdout)."),
 ) -> None:
     """Predict intent (with top alternatives), entities and a calibrated confidence per utterance."""
-    from earmark.manifest import iter_manifest
+    from earmark.core.manifest import iter_manifest
     from training.nlu.data import read_asr_predictions
     from training.nlu.predict import predict
 

@@ -142,7 +142,7 @@ def setup_command(
 
     Intents and entity types come from the labelled manifests and/or the schema file.
     """
-    from earmark.errors import StudioError
+    from earmark.core.errors import StudioError
     from labelling.configs import merge_schemas, schema_from_file, schema_from_manifests
     from labelling.projects import setup_projects
 

@@ -40,7 +40,7 @@ def synth_command(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from earmark.config import load_config
+    from earmark.core.config import load_config
     from earmark.corpus.synth import SPLITS, SynthConfig, build_corpus
 
     cfg = load_config(SynthConfig, config, overrides)
@@ -101,10 +101,10 @@ def speak_command(
 
     Writes OUT/phrases.jsonl (id, audio, text) and OUT/audio/*.wav; a rebuild reuses the audio.
     """
-    from earmark.config import load_config
+    from earmark.core.config import load_config
+    from earmark.core.manifest import read_manifest
     from earmark.corpus.phrases import speak_phrases
     from earmark.corpus.synth import SynthConfig
-    from earmark.manifest import read_manifest
 
     lines = [line.strip() for line in phrases.read_text().splitlines() if line.strip()]
     manifest = speak_phrases(

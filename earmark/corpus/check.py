@@ -1,8 +1,8 @@
 """``earmark corpus check``: every problem of a manifest and its audio, reported at once.
 
-Manifest problems (``earmark.manifest`` validation: bad JSON, wrong types, spans outside the
+Manifest problems (``earmark.core.manifest`` validation: bad JSON, wrong types, spans outside the
 text, duplicate ids...) have reason ``invalid`` or ``duplicate_id``; audio problems have the
-reason codes of ``earmark.audio.AUDIO_REASONS``; a recorded ``duration`` or ``sample_rate``
+reason codes of ``earmark.core.audio.AUDIO_REASONS``; a recorded ``duration`` or ``sample_rate``
 that disagrees with the file is ``mismatch``.
 """
 
@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from earmark.audio import AudioConfig, inspect_audio
-from earmark.errors import AudioError, ManifestError
-from earmark.manifest import ManifestRow, iter_rows
+from earmark.core.audio import AudioConfig, inspect_audio
+from earmark.core.errors import AudioError, ManifestError
+from earmark.core.manifest import ManifestRow, iter_rows
 
 #: Allowed gap between a recorded duration and the file's (manifests round to 0.1 ms).
 DURATION_TOLERANCE_S = 0.01

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from earmark.core.errors import CorpusError
 from earmark.corpus.config import ENGINES
 from earmark.corpus.voices import Voice
-from earmark.errors import CorpusError
 
 INSTALL_HINT = (
     "install a speech synthesiser: `sudo apt-get install espeak-ng flite` "

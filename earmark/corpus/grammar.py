@@ -4,7 +4,7 @@ The data lives in ``earmark/corpus/data/``: ``intent_templates.yaml`` (intent ->
 and ``slot_values.yaml`` (slot -> values); dates and times are generated here. The template
 syntax is ``earmark.corpus.template``'s. Intent and entity names follow SLURP
 (``scenario_action`` intents, ``artist_name``-style entity types). Texts come out already in
-the normalised spoken form (``earmark.text.normalize(text) == text``: lower case, numbers and
+the normalised spoken form (``earmark.core.text.normalize(text) == text``: lower case, numbers and
 times in words) and entity spans are character offsets recorded while a template is filled,
 never found by searching.
 
@@ -21,10 +21,10 @@ from typing import Any
 
 import yaml
 
+from earmark.core.errors import CorpusError
+from earmark.core.records import Entity, Label, LabelSource
+from earmark.core.text import number_to_words, ordinal_to_words
 from earmark.corpus.template import fill as fill_template
-from earmark.errors import CorpusError
-from earmark.records import Entity, Label, LabelSource
-from earmark.text import number_to_words, ordinal_to_words
 
 # --- generated slot values ---------------------------------------------------------------
 

@@ -4,7 +4,7 @@ Each ``import_x(src, out_dir, ...)`` writes ``out_dir/manifest.jsonl`` and
 ``out_dir/quarantine.jsonl`` and returns an ``ImportReport``. Source audio is referenced by
 absolute path, never copied (it is resampled to 16 kHz when loaded); ``duration`` and
 ``sample_rate`` are recorded from the file. Every audio file is inspected
-(``earmark.audio.inspect_audio``); a broken one is quarantined with its reason and never
+(``earmark.core.audio.inspect_audio``); a broken one is quarantined with its reason and never
 stops the import. Re-running into an existing ``out_dir`` keeps every row already there,
 skips ids already present, and never duplicates an id ("nothing already imported is lost").
 
@@ -34,10 +34,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from earmark.audio import AudioConfig, inspect_audio
-from earmark.errors import AudioError, CorpusError, ManifestError
-from earmark.fileio import write_jsonl
-from earmark.manifest import (
+from earmark.core.audio import AudioConfig, inspect_audio
+from earmark.core.errors import AudioError, CorpusError, ManifestError
+from earmark.core.fileio import write_jsonl
+from earmark.core.manifest import (
     KNOWN_KEYS,
     ManifestRow,
     iter_rows,
@@ -45,9 +45,9 @@ from earmark.manifest import (
     read_manifest,
     write_manifest,
 )
-from earmark.records import Entity, Label, LabelSource, Utterance
-from earmark.say import Progress
-from earmark.text import normalize_labelled
+from earmark.core.records import Entity, Label, LabelSource, Utterance
+from earmark.core.say import Progress
+from earmark.core.text import normalize_labelled
 
 MANIFEST_NAME = "manifest.jsonl"
 QUARANTINE_NAME = "quarantine.jsonl"

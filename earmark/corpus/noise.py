@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from earmark.errors import CorpusError
+from earmark.core.errors import CorpusError
 
 NOISE_KINDS = ("white", "pink", "brown", "hum", "babble")
 

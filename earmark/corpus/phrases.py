@@ -23,16 +23,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from earmark.audio import load_audio, write_audio
+from earmark.core.audio import write_audio
+from earmark.core.errors import CorpusError
+from earmark.core.manifest import ManifestRow, write_manifest
+from earmark.core.records import Label, LabelSource, Utterance
+from earmark.core.text import normalize
 from earmark.corpus.config import ENGINES, SAMPLE_RATE, SynthConfig
 from earmark.corpus.engines import find_engines
 from earmark.corpus.planning import PlannedUtterance, draw_rendering
 from earmark.corpus.rendering import one_torch_thread, render
 from earmark.corpus.voices import choose_voices
-from earmark.errors import CorpusError
-from earmark.manifest import ManifestRow, write_manifest
-from earmark.records import Label, LabelSource, Utterance
-from earmark.text import normalize
+from earmark.dsp import load_audio
 
 
 def plan_phrases(

@@ -12,6 +12,8 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from earmark.core.errors import CorpusError
+from earmark.core.records import Label, LabelSource
 from earmark.corpus import grammar
 from earmark.corpus.config import (
     ENGINES,
@@ -22,8 +24,6 @@ from earmark.corpus.config import (
     SynthConfig,
 )
 from earmark.corpus.voices import Voice, babble_voices, choose_voices, holdout_ids
-from earmark.errors import CorpusError
-from earmark.records import Label, LabelSource
 
 # Planned in this order so that changing the size of the seed set or pool leaves dev and
 # test untouched (a seed_profile's narrow seed split is drawn after all four).

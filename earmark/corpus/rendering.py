@@ -15,14 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-from earmark.audio import resample, write_audio
+from earmark.core.audio import write_audio
+from earmark.core.errors import CorpusError
 from earmark.corpus import grammar
 from earmark.corpus.config import SAMPLE_RATE, SynthConfig
 from earmark.corpus.engines import Engine
 from earmark.corpus.noise import make_noise, mix_at_snr
 from earmark.corpus.planning import PlannedUtterance
 from earmark.corpus.voices import Voice
-from earmark.errors import CorpusError
+from earmark.dsp import resample
 
 
 def _db(x: float) -> float:

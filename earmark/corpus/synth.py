@@ -43,7 +43,10 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from earmark.config import to_dict
+from earmark.core.config import to_dict
+from earmark.core.manifest import ManifestRow, write_manifest
+from earmark.core.records import Utterance
+from earmark.core.say import Progress
 from earmark.corpus import grammar
 from earmark.corpus.config import (
     ENGINES,
@@ -66,9 +69,6 @@ from earmark.corpus.engines import (
 from earmark.corpus.planning import PlannedUtterance, Rendering, plan_corpus, seed_intents
 from earmark.corpus.rendering import babble_bank, render, render_missing
 from earmark.corpus.voices import Voice, babble_voices, choose_voices, voice_grid
-from earmark.manifest import ManifestRow, write_manifest
-from earmark.records import Utterance
-from earmark.say import Progress
 
 _AUDIO_NAME = re.compile(r"^(seed|pool|dev|test)-\d{5}-[0-9a-f]{10}\.wav$")
 

@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 
-from earmark.errors import CorpusError
-from earmark.records import Entity
+from earmark.core.errors import CorpusError
+from earmark.core.records import Entity
 
 
 @dataclass(frozen=True)

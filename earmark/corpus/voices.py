@@ -7,8 +7,8 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from earmark.core.errors import CorpusError
 from earmark.corpus.config import ENGINES, SynthConfig, VoiceGrid
-from earmark.errors import CorpusError
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from earmark.config import load_config
-from earmark.errors import ConfigError
+from earmark.core.config import load_config
+from earmark.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from earmark.fileio import atomic_write, write_json
+from earmark.core.fileio import atomic_write, write_json
 
 CURVE_METRICS = (
     ("wer", "WER (lower is better)"),

@@ -12,12 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from earmark.errors import AudioError
-from earmark.fileio import read_jsonl, write_jsonl
+from earmark.core.errors import AudioError
+from earmark.core.fileio import read_jsonl, write_jsonl
+from earmark.core.manifest import ManifestRow
+from earmark.core.say import Say
 from earmark.loop.config import LoopConfig
 from earmark.loop.state import RunFolder
-from earmark.manifest import ManifestRow
-from earmark.say import Say
+from labelling.pull import excluded_ids
+from labelling.state import State
 from training.model import BadAudio
 
 
@@ -58,8 +60,6 @@ class Quarantine:
 def unavailable_ids(workspace: Path) -> set[str]:
     """Pool utterances that may not be selected: already pushed (queued or labelled), flagged,
     rejected, or quarantined for unreadable audio."""
-    from labelling.pull import excluded_ids
-    from labelling.state import State
 
     state = State.of(workspace)
     pushed = {row["utterance_id"] for row in state.pushed_rows()}

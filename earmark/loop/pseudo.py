@@ -19,10 +19,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from earmark.core.manifest import ENTITY_KEYS, ManifestRow, parse_row
+from earmark.core.records import Label, LabelSource
+from earmark.core.text import normalize
 from earmark.loop.config import SelfTrainingConfig
-from earmark.manifest import ENTITY_KEYS, ManifestRow, parse_row
-from earmark.records import Label, LabelSource
-from earmark.text import normalize
 
 Prediction = Mapping[str, Any]
 

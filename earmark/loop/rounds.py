@@ -20,10 +20,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from earmark import faults
-from earmark.config import to_dict
-from earmark.errors import AudioError, EarmarkError, EmptyPoolError
-from earmark.fileio import write_json, write_jsonl
+from earmark.core import faults
+from earmark.core.config import to_dict
+from earmark.core.errors import AudioError, EarmarkError, EmptyPoolError
+from earmark.core.fileio import write_json, write_jsonl
+from earmark.core.manifest import ManifestRow, read_manifest
+from earmark.core.records import Label, LabelSource
 from earmark.loop.config import LoopConfig
 from earmark.loop.curves import append_row, plot_curves
 from earmark.loop.pool import Quarantine, sample_pool, unavailable_ids
@@ -45,11 +47,10 @@ from earmark.loop.trainset import (
     write_training_manifest,
 )
 from earmark.loop.warmup import RankCheck, rank_check, utterance_errors
-from earmark.manifest import ManifestRow, read_manifest
-from earmark.records import Label, LabelSource
 from earmark.selection import make_strategy, read_scores, write_scores
 from earmark.selection.scores import scores_from_predictions
 from earmark.selection.strategies import Combined, Diverse, Random, Strategy
+from training.model import recipe
 
 Say = Callable[[str], None]
 BadAudio = Callable[[ManifestRow, AudioError], None]
@@ -77,8 +78,6 @@ def train_round(
             f"chose the checkpoints: it reads better than the models are"
         )
     for kind in halves.kinds:
-        from training.model import recipe
-
         model = recipe(kind)
         settings = cfg.asr if kind == "asr" else cfg.nlu
         train, n_human, n_pseudo = write_training_manifest(cfg, run, round_no, kind)
@@ -129,7 +128,6 @@ def _predict(
     """ASR and/or NLU predictions for ``rows``; the NLU reads what the ASR heard (the rows' own
     text on an NLU-only corpus). Rows whose audio cannot be read go to ``on_bad_audio`` (when
     given) and get no prediction from either model."""
-    from training.model import recipe
 
     asr_preds: dict[str, dict[str, Any]] = {}
     if halves.asr and rows:

@@ -30,8 +30,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from earmark.errors import EarmarkError
-from earmark.fileio import write_json
+from earmark.core.errors import EarmarkError
+from earmark.core.fileio import write_json
 
 PHASES = ("train", "score", "select", "push", "annotate", "pull", "done")
 

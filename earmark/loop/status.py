@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from earmark.errors import EarmarkError
+from earmark.core.errors import EarmarkError
+from earmark.core.manifest import read_manifest
 from earmark.loop.curves import format_table
 from earmark.loop.state import RunFolder
-from earmark.manifest import read_manifest
+from labelling.pull import excluded_ids
+from labelling.settings import load_studio_config
+from labelling.state import State, read_jsonl
+from labelling.status import status
 
 
 def last_selection(run: RunFolder) -> str | None:
@@ -47,9 +51,6 @@ def run_status(run_dir: str | Path) -> str:
         + (f" (finished: {state.stopped})" if state.stopped else "")
     ]
 
-    from labelling.pull import excluded_ids
-    from labelling.state import State, read_jsonl
-
     st = State.of(run.root)
     labelled = {r.id for r in read_manifest(st.labels)} if st.labels.is_file() else set()
     pushed = {row["utterance_id"] for row in st.pushed_rows()}
@@ -69,9 +70,6 @@ def run_status(run_dir: str | Path) -> str:
     if metrics.is_file():
         lines += ["", format_table(json.loads(metrics.read_text()))]
     try:
-        from labelling.settings import load_studio_config
-        from labelling.status import status
-
         info = status(run.root, load_studio_config(None))
         if info.running:
             lines.append("")

@@ -12,26 +12,31 @@ import time
 from pathlib import Path
 from typing import Any
 
-from earmark.fileio import write_json
+from earmark.core.fileio import write_json
+from earmark.core.manifest import read_manifest
+from earmark.core.say import Say
 from earmark.loop.config import LoopConfig
 from earmark.loop.state import RunFolder
 from earmark.loop.trainset import Halves
-from earmark.manifest import read_manifest
-from earmark.say import Say
+from labelling.client import connect
+from labelling.configs import merge_schemas, schema_from_file, schema_from_manifests
+from labelling.process import start
+from labelling.projects import setup_projects
+from labelling.pull import pull
+from labelling.push import push
+from labelling.settings import Paths, load_studio_config
+from labelling.simulate import simulate
+from labelling.state import State
+from labelling.status import status
 
 
 def _studio(cfg: LoopConfig, run: RunFolder) -> Any:
-    from labelling.settings import load_studio_config
 
     return load_studio_config(cfg.studio_config if Path(cfg.studio_config).is_file() else None)
 
 
 def prepare_studio(cfg: LoopConfig, run: RunFolder, say: Say) -> None:
     """Start the run's Label Studio (installed on first use) and create or update its projects."""
-    from labelling.client import connect
-    from labelling.configs import merge_schemas, schema_from_file, schema_from_manifests
-    from labelling.process import start
-    from labelling.projects import setup_projects
 
     studio = _studio(cfg, run)
     info = start(run.root, studio, say=say)
@@ -46,8 +51,6 @@ def prepare_studio(cfg: LoopConfig, run: RunFolder, say: Say) -> None:
 
 
 def push_round(cfg: LoopConfig, run: RunFolder, round_no: int, say: Say) -> None:
-    from labelling.client import connect
-    from labelling.push import push
 
     rf = run.round(round_no)
     studio = _studio(cfg, run)
@@ -68,10 +71,6 @@ def annotate_round(
 ) -> bool:
     """Simulated: answer every open task (and the follow-up understanding tasks). Human: report
     progress and wait. Returns False when a human still has tasks to do."""
-    from labelling.client import connect
-    from labelling.pull import pull
-    from labelling.simulate import simulate
-    from labelling.status import status
 
     studio = _studio(cfg, run)
     if cfg.annotator.kind == "human":
@@ -112,8 +111,6 @@ def annotate_round(
 
 
 def pull_round(cfg: LoopConfig, run: RunFolder, round_no: int, halves: Halves, say: Say) -> None:
-    from labelling.client import connect
-    from labelling.pull import pull
 
     studio = _studio(cfg, run)
     with connect(run.root, studio.client) as client:
@@ -126,14 +123,12 @@ def pull_round(cfg: LoopConfig, run: RunFolder, round_no: int, halves: Halves, s
 
 
 def human_labelled(workspace: Path) -> int:
-    from labelling.state import State
 
     path = State.of(workspace).labels
     return sum(1 for _ in read_manifest(path)) if path.is_file() else 0
 
 
 def human_instructions(run: RunFolder) -> str:
-    from labelling.settings import Paths
 
     info_path = Paths.of(run.root).server_json
     url = (

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from earmark.errors import EarmarkError
-from earmark.fileio import iter_id_records
+from earmark.core.errors import EarmarkError
+from earmark.core.fileio import iter_id_records
+from earmark.core.manifest import ManifestRow, read_manifest, write_manifest
 from earmark.loop.config import LoopConfig
 from earmark.loop.pool import unavailable_ids
 from earmark.loop.pseudo import pseudo_asr_rows, pseudo_nlu_rows
 from earmark.loop.state import RoundFiles, RunFolder
-from earmark.manifest import ManifestRow, read_manifest, write_manifest
+from labelling.pull import build_training_manifest
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,6 @@ def labelled_rows(
     cfg: LoopConfig, workspace: Path, rf: RoundFiles, *, need_intent: bool
 ) -> list[ManifestRow]:
     """Seed rows plus the human labels pulled so far (flagged and rejected ones left out)."""
-    from labelling.pull import build_training_manifest
 
     human = rf.human_manifest("nlu" if need_intent else "asr")
     build_training_manifest(workspace, cfg.data.pool, human, require_intent=need_intent)

@@ -20,7 +20,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from earmark.manifest import ManifestRow
+from earmark.core.manifest import ManifestRow
+from earmark.core.stats import spearman
+from earmark.core.wer import score_utterance
 from earmark.selection import UtteranceScores
 from earmark.selection.strategies import Strategy
 
@@ -58,7 +60,6 @@ def utterance_errors(
 ) -> dict[str, float]:
     """Per dev utterance, an error in [0, 1] to rank against: the utterance WER (capped at 1)
     and/or whether the intent is wrong, mixed by ``asr_weight`` when both models run."""
-    from training.asr.metrics import score_utterance  # the reported metric, normalised alike
 
     out: dict[str, float] = {}
     for row in rows:
@@ -85,7 +86,6 @@ def rank_check(
     threshold: float,
 ) -> RankCheck:
     """Spearman correlation of ``strategy.priority`` with ``errors`` over the scored ids."""
-    from training.stats import spearman
 
     kept = [s for s in scores if s.id in errors]
     rho = (

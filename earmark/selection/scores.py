@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from earmark.errors import ManifestError
-from earmark.fileio import write_jsonl
+from earmark.core.errors import ManifestError
+from earmark.core.fileio import write_jsonl
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 
 import numpy as np
 
-from earmark.errors import EmptyPoolError, SelectionError
+from earmark.core.errors import EmptyPoolError, SelectionError
 from earmark.selection.scores import UtteranceScores
 
 

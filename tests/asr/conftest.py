@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from earmark.manifest import ManifestRow, write_manifest
-from earmark.records import Label, Utterance
+from earmark.core.manifest import ManifestRow, write_manifest
+from earmark.core.records import Label, Utterance
 
 # A deliberately tiny model so the whole area stays within a few CPU minutes.
 TINY = (

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from earmark.errors import AudioError
-from earmark.manifest import ManifestRow, read_manifest
-from earmark.records import Utterance
+from earmark.core.errors import AudioError
+from earmark.core.manifest import ManifestRow, read_manifest
+from earmark.core.records import Utterance
 from training.asr.recipe import ASRRecipe
 from training.asr.transcribe import ASRModel
 from training.checkpoint import read_meta

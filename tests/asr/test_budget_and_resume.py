@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from earmark.errors import ConfigError
+from earmark.core.errors import ConfigError
 from training import budget
 from training.budget import BudgetClock
 from training.checkpoint import LAST, replace_folder, should_resume

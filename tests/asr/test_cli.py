@@ -87,7 +87,7 @@ def test_train_transcribe_evaluate(fsdd_manifests, tmp_path):
 
 
 def test_train_rejects_unknown_config_key(fsdd_manifests, tmp_path):
-    from earmark.errors import ConfigError
+    from earmark.core.errors import ConfigError
 
     result = CliRunner().invoke(
         app,

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from transformers import ParakeetFeatureExtractor
 
-from earmark.manifest import ManifestRow
-from earmark.records import Utterance
+from earmark.core.manifest import ManifestRow
+from earmark.core.records import Utterance
 from training.asr.features import band_top_hz, load_example
 from training.asr.model import ModelConfig, build_recogniser
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from earmark.errors import ConfigError
+from earmark.core.errors import ConfigError
 from training.asr.confidence import greedy_words, nbest_words
 from training.asr.lm import (
     BOS,
@@ -18,7 +18,8 @@ from training.asr.lm import (
     write_decoding,
     write_lm,
 )
-from training.asr.model import WORD_SEP, Recogniser, default_vocab
+from training.asr.model import Recogniser, default_vocab
+from training.asr.tokens import WORD_SEP
 from training.asr.transcribe import decode_utterance
 
 SENTENCES = [

@@ -1,4 +1,4 @@
-from training.asr.metrics import align_words, corpus_rates, edit_distance, score_utterance
+from earmark.core.wer import align_words, corpus_rates, edit_distance, score_utterance
 
 
 def test_edit_distance_counts_substitutions_deletions_insertions():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from earmark.manifest import read_manifest
+from earmark.core.manifest import read_manifest
 from training.asr.model import load_recogniser
 from training.asr.transcribe import batch_log_probs, transcribe
 from training.checkpoint import read_meta

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from earmark.config import load_config, save_config
-from earmark.errors import ConfigError
+from earmark.core.config import load_config, save_config
+from earmark.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from earmark import fileio
-from earmark.errors import EarmarkError
+from earmark.core import fileio
+from earmark.core.errors import EarmarkError
 
 
 def _mode(path: Path) -> int:

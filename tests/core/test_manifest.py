@@ -8,17 +8,17 @@ from pathlib import Path
 import pytest
 from factories import line, write_lines, write_wav
 
-from earmark.errors import ManifestError
-from earmark.manifest import (
+from earmark.core.errors import ManifestError
+from earmark.core.manifest import (
     ManifestRow,
     iter_manifest,
     manifest_hash,
     read_manifest,
-    to_hf_dataset,
     validate_manifest,
     write_manifest,
 )
-from earmark.records import Entity, Label, LabelSource, Utterance
+from earmark.core.records import Entity, Label, LabelSource, Utterance
+from earmark.dsp import to_hf_dataset
 
 EXAMPLE = {
     "id": "u0001",

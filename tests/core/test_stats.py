@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from training.stats import (
+from earmark.core.stats import (
     auroc,
     bootstrap,
     expected_calibration_error,

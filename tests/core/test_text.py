@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from earmark.records import Entity
-from earmark.text import normalize, normalize_labelled, number_to_words, ordinal_to_words
-from training.asr.metrics import score_utterance
+from earmark.core.records import Entity
+from earmark.core.text import normalize, normalize_labelled, number_to_words, ordinal_to_words
+from earmark.core.wer import score_utterance
 
 
 @pytest.mark.parametrize(

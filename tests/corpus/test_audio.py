@@ -9,15 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from earmark.audio import (
-    AUDIO_REASONS,
-    AudioConfig,
-    inspect_audio,
-    load_audio,
-    load_checked,
-)
-from earmark.config import load_config, to_dict
-from earmark.errors import AudioError, ConfigError
+from earmark.core.audio import AUDIO_REASONS, AudioConfig, inspect_audio
+from earmark.core.config import load_config, to_dict
+from earmark.core.errors import AudioError, ConfigError
+from earmark.dsp import load_audio, load_checked
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from earmark.cli.main import app
+from earmark.core.errors import ManifestError
 from earmark.corpus.check import check_manifest
-from earmark.errors import ManifestError
 
 WIDE = {"COLUMNS": "300"}  # rich wraps tables at 80 columns when not on a terminal
 

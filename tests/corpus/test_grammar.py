@@ -8,9 +8,9 @@ from collections import defaultdict
 
 import pytest
 
+from earmark.core.errors import CorpusError
+from earmark.core.text import normalize
 from earmark.corpus import grammar
-from earmark.errors import CorpusError
-from earmark.text import normalize
 
 SLURP_NAME = re.compile(r"^[a-z]+(_[a-z]+)+$")
 

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from earmark.core.errors import CorpusError
+from earmark.core.manifest import read_manifest, validate_manifest
+from earmark.core.text import normalize
 from earmark.corpus.importers import (
     import_folder,
     import_fsdd,
@@ -18,9 +21,6 @@ from earmark.corpus.importers import (
     import_slurp,
     slurp_spans,
 )
-from earmark.errors import CorpusError
-from earmark.manifest import read_manifest, validate_manifest
-from earmark.text import normalize
 
 
 def _quarantine(out: Path) -> dict[str, dict]:

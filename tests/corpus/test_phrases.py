@@ -8,10 +8,10 @@ import sys
 import pytest
 import soundfile as sf
 
+from earmark.core.errors import CorpusError
+from earmark.core.manifest import read_manifest
 from earmark.corpus.phrases import plan_phrases, speak_phrases
 from earmark.corpus.synth import SynthConfig
-from earmark.errors import CorpusError
-from earmark.manifest import read_manifest
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from earmark.config import load_config
+from earmark.core.config import load_config
+from earmark.core.errors import ConfigError, CorpusError
+from earmark.core.manifest import read_manifest
 from earmark.corpus import grammar
 from earmark.corpus.synth import (
     ENGINES,
@@ -21,8 +23,6 @@ from earmark.corpus.synth import (
     plan_corpus,
     seed_intents,
 )
-from earmark.errors import ConfigError, CorpusError
-from earmark.manifest import read_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 NARROW = SeedProfile(voices=4, noise_prob=0.0, intents=0.7)

@@ -12,6 +12,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from earmark.core.errors import CorpusError
+from earmark.core.manifest import read_manifest, validate_manifest
+from earmark.core.text import normalize
 from earmark.corpus.noise import NOISE_KINDS, make_noise, mix_at_snr
 from earmark.corpus.synth import (
     ENGINES,
@@ -26,9 +29,6 @@ from earmark.corpus.synth import (
     plan_corpus,
     voice_grid,
 )
-from earmark.errors import CorpusError
-from earmark.manifest import read_manifest, validate_manifest
-from earmark.text import normalize
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = ("seed", "pool", "pool_answers", "dev", "test")
@@ -51,7 +51,7 @@ TINY = SynthConfig(sizes=SplitSizes(seed=8, pool=10, dev=6, test=6))
 
 
 def test_default_config_matches_configs_corpus_yaml():
-    from earmark.config import load_config
+    from earmark.core.config import load_config
 
     cfg = load_config(SynthConfig, REPO / "configs" / "corpus.yaml")
     assert cfg == SynthConfig()
@@ -117,8 +117,8 @@ def test_one_engine_alone_still_gives_at_least_20_voices(engine):
 
 
 def test_bad_config_values_name_the_key():
-    from earmark.config import load_config
-    from earmark.errors import ConfigError
+    from earmark.core.config import load_config
+    from earmark.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="engines"):
         load_config(SynthConfig, None, ["engines=[espeak-ng, festival]"])

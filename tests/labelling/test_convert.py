@@ -8,8 +8,8 @@ import stat
 
 import pytest
 
-from earmark.errors import StudioError
-from earmark.records import Entity
+from earmark.core.errors import StudioError
+from earmark.core.records import Entity
 from labelling import convert, validation
 from labelling.client import resolve_connection, write_secret
 from labelling.configs import Schema, parse, render, schema_from_file

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from earmark.errors import StudioError
+from earmark.core.errors import StudioError
 from labelling.client import Connection, StudioClient
 from labelling.settings import ClientConfig, Paths
 

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from earmark.errors import StudioError
+from earmark.core.errors import StudioError
 from labelling.client import Connection, StudioClient
 from labelling.configs import Schema, parse, render
 from labelling.settings import ClientConfig

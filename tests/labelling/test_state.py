@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from earmark.errors import StudioError
+from earmark.core.errors import StudioError
 from labelling.client import write_secret
 from labelling.state import State, append_jsonl
 from labelling.tasks import stored_nlu

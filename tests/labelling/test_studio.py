@@ -9,7 +9,7 @@ import stat
 
 import pytest
 
-from earmark.manifest import read_manifest
+from earmark.core.manifest import read_manifest
 from labelling.configs import schema_from_manifests
 from labelling.projects import setup_projects
 from labelling.pull import build_training_manifest, pull

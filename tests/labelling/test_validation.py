@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from earmark.manifest import read_manifest
-from earmark.records import Entity
+from earmark.core.manifest import read_manifest
+from earmark.core.records import Entity
 from labelling import convert, validation
 from labelling.accounts import ensure_annotator
 from labelling.client import StudioClient

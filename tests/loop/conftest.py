@@ -9,7 +9,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from earmark.config import load_config
+    from earmark.core.config import load_config
     from earmark.corpus.synth import SynthConfig, build_corpus
 
     out = tmp_path_factory.mktemp("corpus")

@@ -2,7 +2,7 @@
 Label Studio), or by SIGKILL at a random instant, again and again, then resumed until it
 finishes, loses and repeats nothing.
 
-``earmark.faults`` ends the process right before the N-th write point it reaches
+``earmark.core.faults`` ends the process right before the N-th write point it reaches
 (``EARMARK_KILL_AT_WRITE``) and traces every point (``EARMARK_WRITE_TRACE``), so the test knows
 where each kill landed. After the run finishes: every annotation on the server was imported
 exactly once, no task exists twice, the curve has every round once, and no round was trained
@@ -25,9 +25,9 @@ import pytest
 from loop_support import BATCH, loop_config, run_cli
 from studio_fixtures import Studio
 
-from earmark.faults import KILL_ENV, KILL_NEW_ENV, KILLED_EXIT, TRACE_ENV
-from earmark.fileio import read_jsonl
-from earmark.manifest import read_manifest
+from earmark.core.faults import KILL_ENV, KILL_NEW_ENV, KILLED_EXIT, TRACE_ENV
+from earmark.core.fileio import read_jsonl
+from earmark.core.manifest import read_manifest
 
 pytestmark = [pytest.mark.slow, pytest.mark.labelstudio]
 

@@ -15,7 +15,7 @@ import pytest
 from loop_support import BATCH, loop_config, run_cli, task_refs
 from studio_fixtures import Studio
 
-from earmark.manifest import read_manifest
+from earmark.core.manifest import read_manifest
 from earmark.selection import read_scores
 
 pytestmark = [pytest.mark.slow, pytest.mark.labelstudio]

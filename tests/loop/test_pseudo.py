@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from factories import line, write_lines
 
-from earmark.errors import ConfigError
+from earmark.core.errors import ConfigError
+from earmark.core.manifest import ManifestRow, read_manifest
+from earmark.core.records import Label, LabelSource, Utterance
 from earmark.loop import rounds
 from earmark.loop.config import LoopConfig, SelfTrainingConfig, load_loop_config
 from earmark.loop.pseudo import pseudo_asr_rows, pseudo_nlu_rows
 from earmark.loop.state import RunFolder
-from earmark.manifest import ManifestRow, read_manifest
-from earmark.records import Label, LabelSource, Utterance
 
 ON = SelfTrainingConfig(enabled=True, min_asr_confidence=0.9, min_nlu_confidence=0.8)
 

@@ -11,8 +11,8 @@ import pytest
 from loop_support import loop_config, run_cli
 from studio_fixtures import Studio, workspace_on
 
-from earmark.manifest import ManifestRow, read_manifest, write_manifest
-from earmark.records import Label, Utterance
+from earmark.core.manifest import ManifestRow, read_manifest, write_manifest
+from earmark.core.records import Label, Utterance
 
 pytestmark = [pytest.mark.slow, pytest.mark.labelstudio]
 

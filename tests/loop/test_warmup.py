@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from factories import write_lines
 
-from earmark.errors import ConfigError
+from earmark.core.errors import ConfigError
+from earmark.core.manifest import ManifestRow
+from earmark.core.records import Label, Utterance
 from earmark.loop.config import LoopConfig, SelectionConfig
 from earmark.loop.pool import sample_pool
 from earmark.loop.warmup import rank_check, utterance_errors
-from earmark.manifest import ManifestRow
-from earmark.records import Label, Utterance
 from earmark.selection.scores import scores_from_predictions
 from earmark.selection.strategies import AsrLeastConfidence, Combined, NluMargin
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from earmark.core.manifest import ManifestRow, write_manifest
+from earmark.core.records import Utterance
 from earmark.corpus.grammar import generate
-from earmark.manifest import ManifestRow, write_manifest
-from earmark.records import Utterance
 
 TINY = (
     "model.hidden_size=32",

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from earmark.cli.main import app
-from earmark.manifest import read_manifest
+from earmark.core.manifest import read_manifest
 from training.nlu.evaluate import evaluate_nlu
 
 # every test here trains a real (tiny) model for a few seconds

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from earmark.text import normalize
+from earmark.core.text import normalize
 from training.checkpoint import read_meta
 from training.nlu.config import load_nlu_config
 from training.nlu.data import load_examples
@@ -244,7 +244,7 @@ def test_hf_encoder_checkpoint_loads_as_the_encoder(nlu_data, tmp_path: Path) ->
 
 
 def test_missing_encoder_is_a_clear_error(tmp_path: Path) -> None:
-    from earmark.errors import CheckpointError
+    from earmark.core.errors import CheckpointError
 
     with pytest.raises(CheckpointError, match="cannot load encoder"):
         pretrained_encoder(str(tmp_path / "nowhere"))

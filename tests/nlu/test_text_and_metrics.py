@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from earmark.errors import ManifestError
-from earmark.records import Entity
+from earmark.core.errors import ManifestError
+from earmark.core.records import Entity
 from training.nlu.calibration import fit_temperature, fit_utterance_map, utterance_confidence
 from training.nlu.data import Example, load_examples, project_onto_hypothesis
 from training.nlu.metrics import char_distance, exact_counts, slu_counts, word_distance

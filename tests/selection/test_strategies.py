@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from earmark.errors import EmptyPoolError, SelectionError
+from earmark.core.errors import EmptyPoolError, SelectionError
 from earmark.selection import (
     STRATEGIES,
     Combined,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import torch
 
-from earmark.errors import ManifestError
-from earmark.manifest import ManifestRow, read_manifest
-from earmark.text import normalize
+from earmark.core.errors import ManifestError
+from earmark.core.manifest import ManifestRow, read_manifest
+from earmark.core.text import normalize
 from training.asr.features import Example
 
 

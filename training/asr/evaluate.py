@@ -1,6 +1,6 @@
 """Evaluate an ASR checkpoint on a labelled manifest: WER, CER, SER and confidence quality.
 
-Every rate comes with a 95% bootstrap interval over utterances (``training.stats``). The
+Every rate comes with a 95% bootstrap interval over utterances (``earmark.core.stats``). The
 confidence AUROCs say how well confidence predicts errors (the positives): per utterance,
 "has a word error"; per hypothesis word, "is not a correct word on the alignment".
 """
@@ -13,17 +13,17 @@ from typing import Any
 
 import numpy as np
 
-from earmark.errors import ManifestError
-from earmark.manifest import ManifestRow
-from training.asr.metrics import UtteranceScore, score_utterance
-from training.asr.transcribe import transcribe
-from training.stats import (
+from earmark.core.errors import ManifestError
+from earmark.core.manifest import ManifestRow
+from earmark.core.stats import (
     auroc,
     bootstrap,
     expected_calibration_error,
     ratio_statistic,
     spearman,
 )
+from earmark.core.wer import UtteranceScore, score_utterance
+from training.asr.transcribe import transcribe
 
 
 def score_predictions(

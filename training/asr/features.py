@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from earmark.audio import TARGET_SR, load_audio_with_rate, resample
-from earmark.errors import AudioError
-from earmark.manifest import ManifestRow
-from earmark.text import normalize
+from earmark.core.audio import TARGET_SR
+from earmark.core.errors import AudioError
+from earmark.core.manifest import ManifestRow
+from earmark.core.text import normalize
+from earmark.dsp import load_audio_with_rate, resample
 
 
 @dataclass(frozen=True)

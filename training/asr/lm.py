@@ -35,8 +35,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from earmark.errors import CheckpointError, ConfigError
-from earmark.fileio import atomic_write, write_json
+from earmark.core.errors import CheckpointError, ConfigError
+from earmark.core.fileio import atomic_write, write_json
+from training.asr.tokens import BLANK, UNK, WORD_SEP
 
 ARPA_FILE = "lm.arpa"
 LEXICON_FILE = "lexicon.txt"
@@ -316,8 +317,6 @@ def has_lm(directory: str | Path) -> bool:
 
 def make_decoder(rec: Any, directory: str | Path, settings: dict[str, Any]) -> BeamDecoder:
     """A beam decoder for ``rec``'s vocabulary with the LM files in ``directory``."""
-    from training.asr.model import BLANK, UNK, WORD_SEP
-
     return BeamDecoder(
         directory,
         rec.vocab,

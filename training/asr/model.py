@@ -20,19 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from earmark import faults
-from earmark.errors import CheckpointError
-from earmark.fileio import write_json
+from earmark.core import faults
+from earmark.core.errors import CheckpointError
+from earmark.core.fileio import write_json
+from training.asr.tokens import BLANK, UNK, WORD_SEP
 
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
 
-BLANK = "<pad>"
-UNK = "<unk>"
-WORD_SEP = "|"
-# The characters earmark.text.normalize can produce: a-z, apostrophe and space ("|").
+
+# The characters earmark.core.text.normalize can produce: a-z, apostrophe and space ("|").
 CHARS = (WORD_SEP, "'", *"abcdefghijklmnopqrstuvwxyz")
 TEMPERATURE_FILE = "confidence.json"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from earmark.manifest import ManifestRow
+from earmark.core.manifest import ManifestRow
 from training.asr.config import load_asr_config, with_budget
 from training.asr.evaluate import evaluate_asr
 from training.asr.train import train_asr

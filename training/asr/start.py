@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from earmark.errors import ConfigError
+from earmark.core.errors import ConfigError
 from training.asr.config import ASRConfig, TrainConfig
 from training.asr.data import labelled_rows
 from training.asr.features import Example, load_examples, load_views

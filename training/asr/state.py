@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from earmark.config import to_dict
-from earmark.fileio import write_json
+from earmark.core.config import to_dict
+from earmark.core.fileio import write_json
 from training.asr.config import ASRConfig
 from training.asr.model import Recogniser
 from training.checkpoint import CheckpointMeta, recover_folder, replace_folder, write_meta

@@ -29,8 +29,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from earmark.errors import ConfigError
-from earmark.manifest import manifest_hash
+from earmark.core.errors import ConfigError
+from earmark.core.manifest import manifest_hash
 from training.asr.config import ASRConfig, SpecAugmentConfig, TrainConfig
 from training.asr.data import bucket_batches, collate
 from training.asr.features import Example, spec_augment

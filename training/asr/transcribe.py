@@ -20,13 +20,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from earmark.errors import AudioError, CheckpointError
-from earmark.manifest import ManifestRow
+from earmark.core.errors import AudioError, CheckpointError
+from earmark.core.manifest import ManifestRow
 from training.asr.confidence import Word, greedy_words, nbest_words, utterance_confidence
 from training.asr.data import bucket_batches, collate
 from training.asr.features import Example, load_example
 from training.asr.lm import attach_decoder, has_lm
-from training.asr.model import WORD_SEP, Recogniser, load_recogniser
+from training.asr.model import Recogniser, load_recogniser
+from training.asr.tokens import WORD_SEP
 from training.checkpoint import META_FILE, read_meta, write_meta
 
 BadAudio = Callable[

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from earmark.text import normalize
+from earmark.core.text import normalize
+from earmark.core.wer import align_words, corpus_rates, score_utterance
 from training.asr.confidence import fit_temperature, search_grid
 from training.asr.config import ASRConfig
 from training.asr.data import bucket_batches
@@ -23,8 +24,8 @@ from training.asr.lm import (
     write_decoding,
     write_lm,
 )
-from training.asr.metrics import align_words, corpus_rates, score_utterance
-from training.asr.model import WORD_SEP, Recogniser
+from training.asr.model import Recogniser
+from training.asr.tokens import WORD_SEP
 from training.asr.transcribe import batch_log_probs, decode
 from training.result import Log
 

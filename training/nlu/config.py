@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from earmark.config import load_config
-from earmark.errors import ConfigError
+from earmark.core.config import load_config
+from earmark.core.errors import ConfigError
 from training.budget import Clock
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "nlu.yaml"

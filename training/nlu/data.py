@@ -1,6 +1,6 @@
 """Training examples: manifest rows -> normalised (text, intent, entities), with their line.
 
-Every text the NLU sees goes through ``earmark.text.normalize`` (entity spans move with it).
+Every text the NLU sees goes through ``earmark.core.text.normalize`` (entity spans move with it).
 ``project_onto_hypothesis`` turns a labelled example plus an ASR hypothesis of the same audio
 into an example on the hypothesis text, keeping the entities whose words the ASR got right.
 """
@@ -12,11 +12,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from earmark.errors import ManifestError
-from earmark.fileio import iter_id_records
-from earmark.manifest import ManifestRow, iter_rows
-from earmark.records import Entity
-from earmark.text import normalize, normalize_labelled
+from earmark.core.errors import ManifestError
+from earmark.core.fileio import iter_id_records
+from earmark.core.manifest import ManifestRow, iter_rows
+from earmark.core.records import Entity
+from earmark.core.text import normalize, normalize_labelled
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from earmark.errors import ManifestError
-from earmark.manifest import ManifestRow
+from earmark.core.errors import ManifestError
+from earmark.core.manifest import ManifestRow
+from earmark.core.stats import Estimate
 from training.nlu.data import Example, example_from_row
 from training.nlu.metrics import exact_counts, nlu_scores, slu_counts
-from training.stats import Estimate
 
 
 def score_predictions(

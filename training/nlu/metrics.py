@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from training.asr.metrics import edit_distance
-from training.stats import Estimate, bootstrap, expected_calibration_error, ratio_statistic
+from earmark.core.stats import Estimate, bootstrap, expected_calibration_error, ratio_statistic
+from earmark.core.wer import edit_distance
 
 Pair = tuple[str, str]
 Span = tuple[str, int, int]

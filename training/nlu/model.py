@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from earmark import faults
-from earmark.errors import CheckpointError
+from earmark.core import faults
+from earmark.core.errors import CheckpointError
 from training.nlu.schema import LabelSchema
 
 HEADS_FILE = "nlu_heads.safetensors"

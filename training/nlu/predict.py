@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-from earmark.manifest import ManifestRow
-from earmark.text import normalize
+from earmark.core.manifest import ManifestRow
+from earmark.core.text import normalize
 from training.nlu.calibration import raw_utterance_score, utterance_confidence
 from training.nlu.model import JointNLU, Temperatures, load_model
 from training.nlu.schema import OUTSIDE, LabelSchema
@@ -164,7 +164,7 @@ class NLUModel:
         )
 
     def save(self, directory: str | Path) -> None:
-        from earmark.errors import CheckpointError
+        from earmark.core.errors import CheckpointError
         from training.checkpoint import CheckpointMeta, read_meta, write_meta
         from training.nlu.model import save_model
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from earmark.manifest import ManifestRow
+from earmark.core.manifest import ManifestRow
 from training.checkpoint import read_meta
 from training.nlu.config import load_nlu_config, with_budget
 from training.nlu.evaluate import evaluate_nlu

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from earmark.errors import ConfigError, ManifestError
-from earmark.manifest import Problem
+from earmark.core.errors import ConfigError, ManifestError
+from earmark.core.manifest import Problem
 
 if TYPE_CHECKING:
     from training.nlu.data import Example

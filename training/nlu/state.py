@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
-from earmark.config import to_dict
-from earmark.errors import CheckpointError
-from earmark.manifest import manifest_hash
+from earmark.core.config import to_dict
+from earmark.core.errors import CheckpointError
+from earmark.core.manifest import manifest_hash
 from training.checkpoint import LAST, CheckpointMeta, replace_folder, write_meta
 from training.nlu.config import NLUConfig
 from training.nlu.model import JointNLU, load_model, save_model

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from earmark.records import Entity
+from earmark.core.records import Entity
 from training.nlu.data import Example, entity_words, word_spans
 from training.nlu.schema import OUTSIDE, LabelSchema
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from earmark.errors import ConfigError
+from earmark.core.errors import ConfigError
 from training.budget import BudgetClock
 from training.checkpoint import LAST, should_resume
 from training.nlu.config import NLUConfig, OptimConfig

@@ -28,12 +28,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeGuard
 
-from earmark.errors import ManifestError
-from earmark.fileio import write_jsonl
-from earmark.records import Entity, Label, LabelSource, Utterance
+from earmark.core.errors import ManifestError
+from earmark.core.fileio import write_jsonl
+from earmark.core.records import Entity, Label, LabelSource, Utterance
 
 if TYPE_CHECKING:
-    import datasets
+    pass
 
 UTTERANCE_KEYS = ("id", "audio", "speaker", "duration", "sample_rate")
 LABEL_KEYS = ("text", "intent", "entities", "source", "version", "confidence")
@@ -362,63 +362,3 @@ def manifest_hash(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def to_hf_dataset(rows: Iterable[ManifestRow], *, sampling_rate: int = 16_000) -> datasets.Dataset:
-    """A ``datasets.Dataset`` with an ``Audio`` column, decoded lazily on access.
-
-    Columns: id, audio, text, intent, entities (list of {type, start, end}), speaker. The Audio
-    feature is stored undecoded (datasets' own decoder needs torchcodec and FFmpeg); a transform
-    decodes each accessed item with soundfile + torchaudio resampling (``earmark.audio``), giving
-    ``{"path", "array": float32 (n_samples,), "sampling_rate"}`` as datasets' Audio does.
-    """
-    import datasets
-
-    columns = ("id", "audio", "text", "intent", "entities", "speaker")
-    records: dict[str, list[Any]] = {k: [] for k in columns}
-    for row in rows:
-        lab = row.label
-        records["id"].append(row.id)
-        records["audio"].append({"bytes": None, "path": row.utterance.audio})
-        records["text"].append(lab.text if lab else None)
-        records["intent"].append(lab.intent if lab else None)
-        records["entities"].append(
-            [{"type": e.type, "start": e.start, "end": e.end} for e in lab.entities] if lab else []
-        )
-        records["speaker"].append(row.utterance.speaker)
-    span = {
-        "type": datasets.Value("string"),
-        "start": datasets.Value("int32"),
-        "end": datasets.Value("int32"),
-    }
-    features = datasets.Features(
-        {
-            "id": datasets.Value("string"),
-            "audio": {"bytes": datasets.Value("binary"), "path": datasets.Value("string")},
-            "text": datasets.Value("string"),
-            "intent": datasets.Value("string"),
-            "entities": datasets.List(span),
-            "speaker": datasets.Value("string"),
-        }
-    )
-    # Built as a plain struct and then cast: datasets' Audio.encode_example insists on torchcodec.
-    dataset = datasets.Dataset.from_dict(records, features=features).cast_column(
-        "audio", datasets.Audio(sampling_rate=sampling_rate, decode=False)
-    )
-
-    def decode(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        from earmark.audio import load_audio
-
-        batch["audio"] = [
-            None
-            if item is None or item.get("path") is None
-            else {
-                "path": item["path"],
-                "array": load_audio(item["path"], target_sr=sampling_rate),
-                "sampling_rate": sampling_rate,
-            }
-            for item in batch["audio"]
-        ]
-        return batch
-
-    return dataset.with_transform(decode)

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from earmark.errors import ConfigError
+from earmark.core.errors import ConfigError
 
 T = TypeVar("T")
 

@@ -22,8 +22,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from earmark import faults
-from earmark.errors import EarmarkError
+from earmark.core import faults
+from earmark.core.errors import EarmarkError
 
 
 def fsync_dir(folder: str | Path) -> None:

@@ -21,7 +21,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 
-from earmark.records import Entity
+from earmark.core.records import Entity
 
 _ONES = [
     "zero",

@@ -1,29 +1,26 @@
-"""Audio in: any file soundfile reads becomes 16 kHz mono float32.
-
-Resampling uses torchaudio, imported lazily so that the CLI and ``labelling`` stay light.
+"""Audio files in and out with soundfile alone: read as mono float32, check, write.
 
 ``inspect_audio`` says whether a file is usable before anything trains on it: every way a
 file can be broken maps to one stable reason code (``AUDIO_REASONS``) and a detail that says
-what is wrong and what to do. ``load_checked`` does the same checks while loading, in one
-pass over the samples.
+what is wrong and what to do. ``read_checked`` does the same checks while reading, in one
+pass over the samples. Resampling to the models' 16 kHz is ``earmark.dsp``'s (torchaudio),
+so that this module, the CLI and ``labelling`` never load torch.
 """
 
 from __future__ import annotations
 
 import errno
-import functools
 import math
 import os
 import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import soundfile as sf
 
-from earmark.errors import AudioError
+from earmark.core.errors import AudioError
 
 TARGET_SR = 16_000
 
@@ -97,27 +94,6 @@ class AudioInfo:
     def duration(self) -> float:
         """Seconds of audio: ``frames / sample_rate``."""
         return self.frames / self.sample_rate
-
-
-def resample(wave: np.ndarray, orig_sr: int, target_sr: int = TARGET_SR) -> np.ndarray:
-    """Resample a mono float32 wave of shape ``(n_samples,)`` (torchaudio's sinc interpolation)."""
-    if orig_sr == target_sr:
-        return wave.astype(np.float32, copy=False)
-    import torch
-
-    with torch.inference_mode():
-        out = _resampler(orig_sr, target_sr)(
-            torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
-        )
-    return out.numpy()
-
-
-@functools.lru_cache(maxsize=16)
-def _resampler(orig_sr: int, target_sr: int) -> Any:
-    """One torchaudio ``Resample`` per rate pair: building its sinc kernel costs more than using it."""
-    import torchaudio.transforms as AT
-
-    return AT.Resample(orig_sr, target_sr)
 
 
 def to_mono(data: np.ndarray) -> np.ndarray:
@@ -304,7 +280,7 @@ def _check_peak(path: str, peak: float, config: AudioConfig) -> None:
         )
 
 
-def _config(config: AudioConfig | None, max_duration_s: float | None) -> AudioConfig:
+def resolve_config(config: AudioConfig | None, max_duration_s: float | None) -> AudioConfig:
     config = config or AudioConfig()
     if max_duration_s is not None:
         config = AudioConfig(max_duration_s, config.silence_peak, config.target_sample_rate)
@@ -323,7 +299,7 @@ def inspect_audio(
     ``max_duration_s`` overrides ``config.max_duration_s`` (default ``AudioConfig()``).
     Memory stays flat: samples are read in blocks of 65,536 frames.
     """
-    cfg = _config(config, max_duration_s)
+    cfg = resolve_config(config, max_duration_s)
     path = str(path)
     snd, _ = _open_info(path, cfg)
     with snd:
@@ -335,18 +311,20 @@ def inspect_audio(
     return info
 
 
-def load_checked(
+def write_audio(path: str | Path, wave: np.ndarray, sample_rate: int = TARGET_SR) -> None:
+    """Write mono float32 ``wave`` as 16-bit PCM WAV."""
+    sf.write(str(path), np.clip(wave, -1.0, 1.0), sample_rate, subtype="PCM_16")
+
+
+def read_checked(
     path: str | Path,
     *,
     config: AudioConfig | None = None,
     max_duration_s: float | None = None,
 ) -> tuple[np.ndarray, AudioInfo]:
-    """``inspect_audio`` and ``load_audio`` in one decoding pass.
-
-    Returns ``(wave, info)``: ``wave`` is mono float32 at ``config.target_sample_rate``,
-    shape ``(n_samples,)``; ``info`` describes the file as stored.
-    """
-    cfg = _config(config, max_duration_s)
+    """``inspect_audio`` that keeps the samples: ``(wave, info)``, ``wave`` mono float32 at
+    the stored rate, shape ``(n_samples,)`` (``earmark.dsp.load_checked`` resamples it)."""
+    cfg = resolve_config(config, max_duration_s)
     path = str(path)
     snd, _ = _open_info(path, cfg)
     with snd:
@@ -357,33 +335,16 @@ def load_checked(
     _check_peak(path, peak, cfg)
     if wave is None:  # unreachable: frames > 0 was checked on open
         wave = np.zeros(0, dtype=np.float32)
-    return resample(wave, info.sample_rate, cfg.target_sample_rate), info
+    return wave, info
 
 
-def load_audio(path: str | Path, *, target_sr: int = TARGET_SR) -> np.ndarray:
-    """Read ``path`` as mono float32 at ``target_sr``; shape ``(n_samples,)``.
-
-    Lenient: any readable file loads (silent or long ones too). Raises ``AudioError`` naming
-    the file with a reason from ``AUDIO_REASONS`` when it cannot be read.
-    """
-    return load_audio_with_rate(path, target_sr=target_sr)[0]
-
-
-def load_audio_with_rate(path: str | Path, *, target_sr: int = TARGET_SR) -> tuple[np.ndarray, int]:
-    """``load_audio`` plus the file's own sample rate: ``(wave (n_samples,), stored_hz)``.
-
-    The stored rate bounds what the wave can hold: 8 kHz telephone audio resampled to 16 kHz
-    has nothing above 4 kHz but resampling leakage.
-    """
+def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """Any readable file as ``(mono float32 wave (n_samples,), stored sample rate)``; raises
+    ``AudioError`` naming the file with a reason from ``AUDIO_REASONS`` when it cannot be read."""
     path = str(path)
     try:
         data, sr = sf.read(path, dtype="float32", always_2d=False)
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         _, head = _open_bytes(path)  # raises not_found / permission_denied / empty_file
         raise _classify_open_error(path, head, exc) from exc
-    return resample(to_mono(np.asarray(data)), int(sr), target_sr), int(sr)
-
-
-def write_audio(path: str | Path, wave: np.ndarray, sample_rate: int = TARGET_SR) -> None:
-    """Write mono float32 ``wave`` as 16-bit PCM WAV."""
-    sf.write(str(path), np.clip(wave, -1.0, 1.0), sample_rate, subtype="PCM_16")
+    return to_mono(np.asarray(data)), int(sr)

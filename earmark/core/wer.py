@@ -1,6 +1,6 @@
 """WER, CER and sentence error rate by edit distance on normalised text.
 
-Both sides go through ``earmark.text.normalize`` (the one normaliser used for training too).
+Both sides go through ``earmark.core.text.normalize`` (the one normaliser used for training too).
 ``align_words`` also says which hypothesis words are correct, for word-confidence AUROC.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from earmark.text import normalize
+from earmark.core.text import normalize
 
 
 def _edit_table(ref: Sequence[str], hyp: Sequence[str]) -> list[list[int]]:
