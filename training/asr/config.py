@@ -32,8 +32,8 @@ class TrainConfig:
     learning-rate schedule (linear warm-up, cosine decay) runs over whichever ends first.
 
     ``precision``: ``auto`` trains under bfloat16 autocast on CUDA and on CPUs with native
-    bfloat16 (AVX512-BF16 or AMX: 1.7-1.9x the fp32 throughput of the default model on these
-    machines' 2 EPYC cores), fp32 elsewhere; the CTC loss is always computed in fp32.
+    bfloat16 (AVX512-BF16 or AMX; the speed-up is measured by ``scripts/bench_asr.py``), fp32
+    elsewhere; the CTC loss is always computed in fp32.
 
     ``speed_perturb``: speed factors (Ko et al. 2015); each epoch hears every training
     utterance once at a factor drawn for it. Features are computed once per factor.

@@ -1,8 +1,8 @@
 """The recogniser: a Hugging Face CTC model plus the feature extractor and tokenizer it reads.
 
-By default a small FastConformer (``ParakeetForCTC``) on 80-bin log-mel features with 4x
-subsampling (25 output frames per second) and a character vocabulary: characters need that
-many frames, 8x would be too coarse for fast synthetic speech. Any Hugging Face CTC checkpoint
+By default a small FastConformer (``ParakeetForCTC``) on 80-bin log-mel features with a
+character vocabulary and the subsampling factor of ``configs/asr.yaml`` (characters need many
+output frames: the config says which factor and why). Any Hugging Face CTC checkpoint
 (``Wav2Vec2ForCTC``, ``HubertForCTC``, ``ParakeetForCTC``...) can be loaded instead, by hub
 id or local path; when its vocabulary is not ours its CTC head is replaced.
 
