@@ -127,7 +127,7 @@ def check_command(
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:
-        console = Console(highlight=False)
+        console = Console(highlight=False, soft_wrap=True)
         if report.issues:
             table = Table("line", "id", "reason", "detail", show_lines=False)
             for issue in report.issues:
