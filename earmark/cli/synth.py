@@ -112,7 +112,9 @@ def speak_command(
         sample_rate=sample_rate,
     )  # fmt: skip
     n = len(read_manifest(manifest))
-    Console(highlight=False, soft_wrap=True).print(f"{manifest}: {n} utterances of {len(lines)} phrase(s)")
+    Console(highlight=False, soft_wrap=True).print(
+        f"{manifest}: {n} utterances of {len(lines)} phrase(s)"
+    )
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
