@@ -12,10 +12,10 @@ from factories import line, write_lines
 from earmark.core.errors import ConfigError
 from earmark.core.manifest import ManifestRow, read_manifest
 from earmark.core.records import Label, LabelSource, Utterance
-from earmark.loop import rounds
+from earmark.loop import rounds, trainset
 from earmark.loop.config import LoopConfig, SelfTrainingConfig, load_loop_config
 from earmark.loop.pseudo import pseudo_asr_rows, pseudo_nlu_rows
-from earmark.loop.state import RunFolder
+from earmark.loop.state import RoundFiles, RunFolder
 
 ON = SelfTrainingConfig(enabled=True, min_asr_confidence=0.9, min_nlu_confidence=0.8)
 
@@ -213,15 +213,15 @@ def run_with_predictions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run
     (prev / "checkpoints.json").write_text(json.dumps({"asr": "r1/asr/best", "nlu": "r1/nlu"}))
 
     def fake_labelled(
-        cfg: LoopConfig, workspace: Path, rd: Path, *, need_intent: bool
+        cfg: LoopConfig, workspace: Path, rf: RoundFiles, *, need_intent: bool
     ) -> list[ManifestRow]:
-        rd.mkdir(parents=True, exist_ok=True)
+        rf.dir.mkdir(parents=True, exist_ok=True)
         intent = "play_music" if need_intent else None
         label = Label("u2", "play jazz", intent, (), LabelSource.HUMAN, "annotator-1")
         return [ManifestRow(Utterance("u2", "/audio/u2.wav"), label)]
 
-    monkeypatch.setattr(rounds, "labelled_rows", fake_labelled)
-    monkeypatch.setattr(rounds, "unavailable_ids", lambda workspace: {"u3"})
+    monkeypatch.setattr(trainset, "labelled_rows", fake_labelled)
+    monkeypatch.setattr(trainset, "unavailable_ids", lambda workspace: {"u3"})
     return run
 
 
