@@ -1,7 +1,7 @@
 """Our records <-> Label Studio tasks, predictions and annotations (LS JSON stays in this module).
 
 Tasks carry only ``{"ref": <opaque id>, <object data key>: <audio URL or text>}`` plus
-predictions. An annotation comes back as an ``Answer`` (what one annotator said in our terms,
+predictions, pre-annotations built from the models' records (``earmark.core.predictions``). An annotation comes back as an ``Answer`` (what one annotator said in our terms,
 not yet validated); ``labelling.validation`` turns answers into ``Label``\\ s or a rejection
 reason.
 """
@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from earmark.core.predictions import ASRHypothesis, NLUPrediction, PredictedEntity
 from earmark.core.records import Entity
 from labelling.configs import Tags
 
@@ -24,7 +25,7 @@ def _region_id(prefix: str, i: int) -> str:
 
 
 def transcription_prediction(
-    asr: dict[str, Any], tags: Tags, uncertain_below: float
+    asr: ASRHypothesis, tags: Tags, uncertain_below: float
 ) -> dict[str, Any]:
     """The model's transcript (editable) and its least sure words as regions on the audio."""
     result: list[dict[str, Any]] = []
@@ -35,14 +36,12 @@ def transcription_prediction(
                 "from_name": tags.transcript,
                 "to_name": tags.object_name,
                 "type": "textarea",
-                "value": {"text": [asr.get("text", "")]},
+                "value": {"text": [asr.text]},
             }
         )
     if tags.unsure and tags.unsure_label:
-        for i, word in enumerate(asr.get("words") or []):
-            conf = word.get("confidence")
-            start, end = word.get("start"), word.get("end")
-            if conf is None or start is None or end is None or conf >= uncertain_below:
+        for i, word in enumerate(asr.words):
+            if word.confidence >= uncertain_below:
                 continue
             result.append(
                 {
@@ -51,37 +50,37 @@ def transcription_prediction(
                     "to_name": tags.object_name,
                     "type": "labels",
                     "value": {
-                        "start": round(float(start), 3),
-                        "end": round(float(max(end, start + 0.01)), 3),
+                        "start": round(word.start, 3),
+                        "end": round(max(word.end, word.start + 0.01), 3),
                         "channel": 0,
                         "labels": [tags.unsure_label],
                     },
                 }
             )
     return {
-        "model_version": str(asr.get("model_version") or "unknown"),
-        "score": float(asr.get("confidence", 0.0)),
+        "model_version": asr.model_version or "unknown",
+        "score": asr.confidence,
         "result": result,
     }
 
 
-def understanding_prediction(nlu: dict[str, Any], text: str, tags: Tags) -> dict[str, Any]:
+def understanding_prediction(nlu: NLUPrediction, text: str, tags: Tags) -> dict[str, Any]:
     """Intent pre-selected and entity spans pre-labelled on ``text`` (spans re-anchored by value)."""
     result: list[dict[str, Any]] = []
-    if tags.intent and nlu.get("intent") in tags.intents:
+    if tags.intent and nlu.intent in tags.intents:
         result.append(
             {
                 "id": "nlu_intent",
                 "from_name": tags.intent,
                 "to_name": tags.object_name,
                 "type": "choices",
-                "value": {"choices": [nlu["intent"]]},
+                "value": {"choices": [nlu.intent]},
             }
         )
     if tags.entities:
-        for i, ent in enumerate(nlu.get("entities") or []):
-            span = _anchor(ent, nlu.get("text"), text)
-            if span is None or ent.get("type") not in tags.entity_types:
+        for i, ent in enumerate(nlu.entities):
+            span = _anchor(ent, nlu.text, text)
+            if span is None or ent.type not in tags.entity_types:
                 continue
             start, end = span
             result.append(
@@ -94,25 +93,23 @@ def understanding_prediction(nlu: dict[str, Any], text: str, tags: Tags) -> dict
                         "start": start,
                         "end": end,
                         "text": text[start:end],
-                        "labels": [ent["type"]],
+                        "labels": [ent.type],
                     },
                 }
             )
     return {
-        "model_version": str(nlu.get("model_version") or "unknown"),
-        "score": float(nlu.get("confidence", nlu.get("intent_confidence", 0.0))),
+        "model_version": nlu.model_version or "unknown",
+        "score": nlu.confidence,
         "result": result,
     }
 
 
-def _anchor(ent: dict[str, Any], pred_text: str | None, text: str) -> tuple[int, int] | None:
+def _anchor(ent: PredictedEntity, pred_text: str, text: str) -> tuple[int, int] | None:
     """The entity's span in ``text``: its own offsets when the texts agree, else by its value."""
-    start, end = ent.get("start"), ent.get("end")
-    if pred_text == text and isinstance(start, int) and isinstance(end, int):
+    start, end = ent.start, ent.end
+    if pred_text == text:
         return (start, end) if 0 <= start < end <= len(text) else None
-    value = ent.get("value") or (
-        pred_text[start:end] if pred_text and isinstance(start, int) else None
-    )
+    value = ent.value or pred_text[start:end]
     if not value:
         return None
     m = re.search(rf"(?<!\w){re.escape(value)}(?!\w)", text)
@@ -120,7 +117,7 @@ def _anchor(ent: dict[str, Any], pred_text: str | None, text: str) -> tuple[int,
 
 
 def transcription_task(
-    ref: str, audio_url: str, tags: Tags, asr: dict[str, Any] | None, uncertain_below: float
+    ref: str, audio_url: str, tags: Tags, asr: ASRHypothesis | None, uncertain_below: float
 ) -> dict[str, Any]:
     task: dict[str, Any] = {"data": {REF_KEY: ref, tags.data_key: audio_url}}
     if asr is not None:
@@ -129,7 +126,7 @@ def transcription_task(
 
 
 def understanding_task(
-    ref: str, text: str, tags: Tags, nlu: dict[str, Any] | None
+    ref: str, text: str, tags: Tags, nlu: NLUPrediction | None
 ) -> dict[str, Any]:
     task: dict[str, Any] = {"data": {REF_KEY: ref, tags.data_key: text}}
     if nlu is not None:

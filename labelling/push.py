@@ -28,6 +28,7 @@ import soundfile as sf
 from earmark.core.errors import StudioError
 from earmark.core.fileio import iter_id_records
 from earmark.core.manifest import read_manifest
+from earmark.core.predictions import ASRHypothesis, NLUPrediction, PredictionT, read_predictions
 from earmark.core.records import Utterance
 from earmark.core.say import Progress
 from labelling import convert
@@ -37,10 +38,10 @@ from labelling.projects import project_tags
 from labelling.settings import StudioConfig
 from labelling.state import State
 from labelling.tasks import (
-    Prediction,
     existing_refs,
     import_tasks,
     keep_nlu,
+    latest_version,
     push_understanding,
     record,
     set_model_version,
@@ -67,13 +68,10 @@ def read_selection(path: str | Path) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def read_predictions(path: str | Path | None) -> dict[str, Prediction]:
-    """Prediction JSONL (ASR or NLU, one object with an ``id`` per line) by utterance id."""
-    if path is None:
-        return {}
-    return {
-        obj["id"]: obj for _, obj in iter_id_records(path, what="prediction", error=StudioError)
-    }
+def _predictions(path: str | Path | None, kind: type[PredictionT]) -> dict[str, PredictionT]:
+    """A predictions file's records by utterance id (none without a file); a missing file or
+    a malformed line raises ``PredictionError`` naming it."""
+    return {} if path is None else read_predictions(path, kind)
 
 
 def opaque_wav(audio_path: str) -> bytes:
@@ -118,12 +116,13 @@ def push(
     """Create tasks for the selected utterances; already pushed utterances are counted, not re-sent.
 
     Raises ``StudioError`` before anything is sent when a selected id is not in the manifest
-    or has no audio, or when the workspace has no projects (``earmark studio setup``).
+    or has no audio, or when the workspace has no projects (``earmark studio setup``), and
+    ``PredictionError`` when a predictions file is missing or has a malformed line.
     """
     ids = read_selection(selection)
     rows = _selected_rows(ids, manifest)
-    asr = read_predictions(asr_predictions)
-    nlu = read_predictions(nlu_predictions)
+    asr = _predictions(asr_predictions, ASRHypothesis)
+    nlu = _predictions(nlu_predictions, NLUPrediction)
     state = State.of(workspace)
     tags = project_tags(client, workspace)
     state.make_private()
@@ -152,7 +151,7 @@ def push(
             )
             summary.transcription += len(made)
         else:
-            items = [(uid, str(asr[uid]["text"]), nlu.get(uid)) for uid in batch]
+            items = [(uid, asr[uid].text, nlu.get(uid)) for uid in batch]
             made = push_understanding(client, state, pid, ktags, items, on_server=on_server[kind])
             summary.understanding += len(made)
         summary.task_ids.extend(made)
@@ -196,15 +195,12 @@ def _already_pushed(
     return True
 
 
-def _confident(asr: Prediction | None, nlu: Prediction | None, config: StudioConfig) -> bool:
+def _confident(asr: ASRHypothesis | None, nlu: NLUPrediction | None, config: StudioConfig) -> bool:
     """The opt-in shortcut (``push.asr_confident``, off by default): the ASR is at least that
     sure and an NLU prediction exists, so the utterance may skip transcription."""
     shortcut = config.push.asr_confident
     return (
-        shortcut is not None
-        and asr is not None
-        and nlu is not None
-        and float(asr.get("confidence", 0.0)) >= shortcut
+        shortcut is not None and asr is not None and nlu is not None and asr.confidence >= shortcut
     )
 
 
@@ -215,7 +211,7 @@ def _push_transcription(
     tags: Tags,
     ids: list[str],
     rows: dict[str, Utterance],
-    asr: dict[str, Prediction],
+    asr: dict[str, ASRHypothesis],
     config: StudioConfig,
     progress: Progress | None,
 ) -> list[int]:
@@ -236,6 +232,5 @@ def _push_transcription(
             progress(n, len(ids))
     task_ids = import_tasks(client, project_id, tasks)
     record(state, "transcription", project_id, refs, task_ids, [asr.get(u) for u, _ in refs])
-    versions = [str(asr[u]["model_version"]) for u, _ in refs if u in asr]
-    set_model_version(client, project_id, versions[-1] if versions else None)
+    set_model_version(client, project_id, latest_version([asr.get(u) for u, _ in refs]))
     return task_ids

@@ -17,18 +17,18 @@ for the understanding tasks created later (``stored_nlu``).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from earmark.core.errors import StudioError
+from earmark.core.errors import PredictionError, StudioError
+from earmark.core.predictions import NLUPrediction, Prediction
 from labelling import convert
 from labelling.client import OutcomeUnknown, StudioClient
 from labelling.configs import Kind, Tags
 from labelling.state import State, append_jsonl, read_log
 
-Prediction = dict[str, Any]  # one line of an ASR or NLU prediction JSONL
-UnderstandingItem = tuple[str, str, Prediction | None]  # utterance id, text, NLU prediction
+UnderstandingItem = tuple[str, str, NLUPrediction | None]  # utterance id, text, NLU prediction
 
 
 def existing_refs(client: StudioClient, project_id: int) -> dict[str, int]:
@@ -109,7 +109,7 @@ def set_model_version(client: StudioClient, project_id: int, version: str | None
 
 def latest_version(preds: Iterable[Prediction | None]) -> str | None:
     """The ``model_version`` of the last prediction that has one."""
-    versions = [str(p["model_version"]) for p in preds if p and p.get("model_version")]
+    versions = [p.model_version for p in preds if p and p.model_version]
     return versions[-1] if versions else None
 
 
@@ -119,7 +119,7 @@ def record(
     project_id: int,
     refs: list[tuple[str, str]],
     task_ids: list[int],
-    preds: list[Prediction | None],
+    preds: Sequence[Prediction | None],
 ) -> None:
     """Append one ``pushed.jsonl`` row per ``(utterance id, ref)`` with its task and prediction.
 
@@ -140,8 +140,8 @@ def record(
                 "kind": kind,
                 "project": project_id,
                 "task_id": tid,
-                "score": (float(p.get("confidence", 0.0)) if p else None),
-                "model_version": (p.get("model_version") if p else None),
+                "score": (p.confidence if p else None),
+                "model_version": (p.model_version if p else None),
                 "pushed_at": now,
             }
             for (uid, ref), tid, p in zip(refs, task_ids, preds, strict=True)
@@ -187,11 +187,20 @@ def push_understanding(
     return task_ids
 
 
-def keep_nlu(state: State, ids: Iterable[str], nlu: dict[str, Prediction]) -> None:
+def keep_nlu(state: State, ids: Iterable[str], nlu: dict[str, NLUPrediction]) -> None:
     """Append the NLU predictions of ``ids`` (those that have one) to ``predictions.jsonl``."""
-    append_jsonl(state.predictions, ({"id": i, "nlu": nlu[i]} for i in ids if i in nlu))
+    append_jsonl(state.predictions, ({"id": i, "nlu": nlu[i].to_dict()} for i in ids if i in nlu))
 
 
-def stored_nlu(state: State) -> dict[str, Prediction]:
-    """NLU predictions kept at push time, for understanding tasks created later."""
-    return {row["id"]: row["nlu"] for row in read_log(state.predictions)}
+def stored_nlu(state: State) -> dict[str, NLUPrediction]:
+    """NLU predictions kept at push time, for understanding tasks created later; one that is
+    malformed raises ``PredictionError`` naming the file and the utterance."""
+    out: dict[str, NLUPrediction] = {}
+    for row in read_log(state.predictions):
+        try:
+            out[row["id"]] = NLUPrediction.from_dict(row["nlu"])
+        except PredictionError as exc:
+            raise PredictionError(
+                f"{state.predictions}: utterance {row['id']}: not an NLU prediction: {exc}"
+            ) from None
+    return out

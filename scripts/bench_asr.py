@@ -292,7 +292,7 @@ def transcription_rtf(checkpoint: Path, rows: list[ManifestRow]) -> dict[str, An
     hf = asr(inputs, batch_size=32)  # type: ignore[arg-type]  # a list of inputs: a list out
     hf_s = time.perf_counter() - t0
     # the pipeline decodes greedily: our greedy text must be the same
-    agree = sum(o["text"] == h["text"].strip() for o, h in zip(greedy, hf, strict=True)) / len(rows)
+    agree = sum(o.text == h["text"].strip() for o, h in zip(greedy, hf, strict=True)) / len(rows)
     return {
         "audio_seconds": audio_s,
         "decoding": "beam" if has_lm(checkpoint) else "greedy",

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import typer
 
 from earmark.core.errors import EarmarkError
+
+T = TypeVar("T")
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
@@ -114,23 +118,27 @@ def transcribe_command(
     from rich.progress import Progress
 
     from earmark.core.manifest import iter_manifest
+    from earmark.core.predictions import write_predictions
     from training.asr.transcribe import transcribe
 
     if not checkpoint.is_dir():
         raise EarmarkError(f"{checkpoint}: checkpoint folder not found")
     total = sum(1 for _ in iter_manifest(manifest))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f, Progress(transient=True) as bar:
+    with Progress(transient=True) as bar:
         task = bar.add_task("transcribe", total=total)
-        for pred in transcribe(
+        hyps = transcribe(
             checkpoint,
             iter_manifest(manifest),
             batch_size=batch_size,
             device=device,
             decoding=decoding,
-        ):
-            f.write(json.dumps(pred, ensure_ascii=False) + "\n")
-            bar.advance(task)
-    tmp.replace(out)
+        )
+        write_predictions(out, _counted(hyps, lambda: bar.advance(task)))
     typer.echo(f"{total} predictions -> {out}")
+
+
+def _counted(items: Iterable[T], advance: Callable[[], None]) -> Iterator[T]:
+    """``items``, calling ``advance`` (a progress bar's count) after each."""
+    for item in items:
+        yield item
+        advance()

@@ -92,6 +92,7 @@ def predict_nlu_command(
 ) -> None:
     """Predict intent (with top alternatives), entities and a calibrated confidence per utterance."""
     from earmark.core.manifest import iter_manifest
+    from earmark.core.predictions import write_predictions
     from training.nlu.data import read_asr_predictions
     from training.nlu.predict import predict
 
@@ -119,15 +120,10 @@ def predict_nlu_command(
         ]
     else:
         raise EarmarkError("give --manifest, --asr-predictions, or both")
-    lines = (json.dumps(p, ensure_ascii=False) for p in predict(checkpoint, texts))
+    preds = predict(checkpoint, texts)
     if out is None:
-        for line in lines:
-            typer.echo(line)
+        for p in preds:
+            typer.echo(json.dumps(p.to_dict(), ensure_ascii=False))
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for line in lines:
-            f.write(line + "\n")
-    tmp.replace(out)
+    write_predictions(out, preds)
     typer.echo(f"{len(texts)} predictions -> {out}", err=True)

@@ -23,6 +23,11 @@ class ManifestError(EarmarkError):
         self.problems = list(problems or [])
 
 
+class PredictionError(EarmarkError):
+    """A prediction (ASR hypothesis or NLU prediction) or a predictions file is malformed; the
+    message names the key, and for a file its path and line."""
+
+
 class AudioError(EarmarkError):
     """An audio file cannot be used; ``reason`` is a short machine-readable code."""
 

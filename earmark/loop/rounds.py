@@ -25,7 +25,7 @@ from earmark.core.config import to_dict
 from earmark.core.errors import AudioError, EarmarkError, EmptyPoolError
 from earmark.core.fileio import write_json, write_jsonl
 from earmark.core.manifest import ManifestRow, read_manifest
-from earmark.core.records import Label, LabelSource
+from earmark.core.predictions import ASRHypothesis, NLUPrediction, write_predictions
 from earmark.loop.config import LoopConfig
 from earmark.loop.curves import append_row, plot_curves
 from earmark.loop.pool import Quarantine, sample_pool, unavailable_ids
@@ -50,10 +50,9 @@ from earmark.loop.warmup import RankCheck, rank_check, utterance_errors
 from earmark.selection import make_strategy, read_scores, write_scores
 from earmark.selection.scores import scores_from_predictions
 from earmark.selection.strategies import Combined, Diverse, Random, Strategy
-from training.model import recipe
+from training.model import BadAudio, UtteranceText, recipe
 
 Say = Callable[[str], None]
-BadAudio = Callable[[ManifestRow, AudioError], None]
 
 
 # -- training --------------------------------------------------------------------------------
@@ -124,12 +123,12 @@ def _predict(
     rows: list[ManifestRow],
     halves: Halves,
     on_bad_audio: BadAudio | None = None,
-) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+) -> tuple[dict[str, ASRHypothesis], dict[str, NLUPrediction]]:
     """ASR and/or NLU predictions for ``rows``; the NLU reads what the ASR heard (the rows' own
     text on an NLU-only corpus). Rows whose audio cannot be read go to ``on_bad_audio`` (when
     given) and get no prediction from either model."""
 
-    asr_preds: dict[str, dict[str, Any]] = {}
+    asr_preds: dict[str, ASRHypothesis] = {}
     if halves.asr and rows:
         asr = recipe("asr").load(Path(ckpts["asr"]))
         bad: set[str] = set()
@@ -139,38 +138,33 @@ def _predict(
             if on_bad_audio is not None:
                 on_bad_audio(row, exc)
 
-        asr_preds = {p["id"]: p for p in asr.predict(rows, on_bad_audio=on_bad_audio and skip)}
+        asr_preds = {p.id: p for p in asr.predict(rows, on_bad_audio=on_bad_audio and skip)}
         rows = [r for r in rows if r.id not in bad]
-    nlu_preds: dict[str, dict[str, Any]] = {}
+    nlu_preds: dict[str, NLUPrediction] = {}
     if halves.nlu and rows:
-        heard = [
-            ManifestRow(r.utterance, heard_label(asr_preds[r.id])) if r.id in asr_preds else r
-            for r in rows
-        ]
         nlu = recipe("nlu").load(Path(ckpts["nlu"]))
-        nlu_preds = {p["id"]: p for p in nlu.predict(heard)}
+        nlu_preds = {p.id: p for p in nlu.predict([_heard(r, asr_preds) for r in rows])}
     return asr_preds, nlu_preds
 
 
-def heard_label(asr: dict[str, Any]) -> Label:
-    """An ASR hypothesis as the text the NLU reads: a ``source: model`` label with the ASR's
-    version and confidence (a model's output never carries a seed or human source)."""
-    return Label(
-        str(asr["id"]),
-        text=str(asr["text"]),
-        source=LabelSource.MODEL,
-        version=str(asr.get("model_version") or "") or None,
-        confidence=float(asr["confidence"]) if asr.get("confidence") is not None else None,
-    )
+def _heard(row: ManifestRow, asr: dict[str, ASRHypothesis]) -> UtteranceText:
+    """``(id, text)`` the NLU reads for ``row``: the ASR's hypothesis when there is one, else
+    the row's own text ("" when it has none)."""
+    if row.id in asr:
+        return row.id, asr[row.id].text
+    return row.id, (row.label.text if row.label and row.label.text else "")
 
 
 def _write_predictions(
-    rf: RoundFiles, split: str, asr: dict[str, dict[str, Any]], nlu: dict[str, dict[str, Any]]
+    rf: RoundFiles,
+    split: str,
+    asr: dict[str, ASRHypothesis],
+    nlu: dict[str, NLUPrediction],
 ) -> None:
     if asr:
-        write_jsonl(rf.predictions("asr", split), asr.values())
+        write_predictions(rf.predictions("asr", split), asr.values())
     if nlu:
-        write_jsonl(rf.predictions("nlu", split), nlu.values())
+        write_predictions(rf.predictions("nlu", split), nlu.values())
 
 
 def score_round(cfg: LoopConfig, run: RunFolder, round_no: int, halves: Halves, say: Say) -> None:
@@ -229,8 +223,8 @@ def _dev_rank_check(
     if not all(p.is_file() for p in wanted):  # scored before the check was switched on
         ckpts = json.loads(rf.checkpoints.read_text())
         _write_predictions(rf, "dev", *_predict(ckpts, dev, halves))
-    asr = read_predictions_file(rf.predictions("asr", "dev"), "dev ASR") if halves.asr else {}
-    nlu = read_predictions_file(rf.predictions("nlu", "dev"), "dev NLU") if halves.nlu else {}
+    asr = read_predictions_file(rf.predictions("asr", "dev"), ASRHypothesis) if halves.asr else {}
+    nlu = read_predictions_file(rf.predictions("nlu", "dev"), NLUPrediction) if halves.nlu else {}
     scores = [scores_from_predictions(asr.get(r.id), nlu.get(r.id), r.id) for r in dev]
     errors = utterance_errors(dev, asr, nlu, asr_weight)
     return rank_check(strategy, scores, errors, cfg.selection.min_rank_correlation)

@@ -12,11 +12,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from earmark.core.errors import EarmarkError
-from earmark.core.fileio import iter_id_records
 from earmark.core.manifest import ManifestRow, read_manifest, write_manifest
+from earmark.core.predictions import ASRHypothesis, NLUPrediction, PredictionT, read_predictions
 from earmark.loop.config import LoopConfig
 from earmark.loop.pool import unavailable_ids
 from earmark.loop.pseudo import pseudo_asr_rows, pseudo_nlu_rows
@@ -83,12 +82,12 @@ def pseudo_rows(
     if not cfg.self_training.enabled or round_no <= 1:
         return []
     prev = run.round(round_no - 1)
-    asr = read_predictions_file(prev.predictions("asr"), "ASR predictions")
+    asr = read_predictions_file(prev.predictions("asr"), ASRHypothesis)
     exclude = unavailable_ids(run.root) | {r.id for r in human}
     version = str(previous_checkpoint(run, round_no, kind) or f"round {round_no - 1} {kind}")
     pool = read_manifest(cfg.data.pool)
     if kind == "nlu":
-        nlu = read_predictions_file(prev.predictions("nlu"), "NLU predictions")
+        nlu = read_predictions_file(prev.predictions("nlu"), NLUPrediction)
         rows = pseudo_nlu_rows(
             pool, nlu, asr, exclude=exclude, settings=cfg.self_training, version=version
         )
@@ -114,11 +113,12 @@ def write_training_manifest(
     return path, len(human), len(pseudo)
 
 
-def read_predictions_file(path: Path, what: str) -> dict[str, dict[str, Any]]:
-    """``{id: prediction}`` of a round's predictions file; empty when the round wrote none."""
+def read_predictions_file(path: Path, kind: type[PredictionT]) -> dict[str, PredictionT]:
+    """``{id: prediction}`` of a round's predictions file; empty when the round wrote none.
+    A malformed line raises ``PredictionError`` naming file and line."""
     if not path.is_file():
         return {}
-    return {obj["id"]: obj for _, obj in iter_id_records(path, what=what, error=EarmarkError)}
+    return read_predictions(path, kind)
 
 
 def counts(human: int, pseudo: int) -> str:

@@ -16,11 +16,12 @@ from the first round where the ranking holds up, the strategy takes over.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from earmark.core.manifest import ManifestRow
+from earmark.core.predictions import ASRHypothesis, NLUPrediction
 from earmark.core.stats import spearman
 from earmark.core.wer import score_utterance
 from earmark.selection import UtteranceScores
@@ -54,8 +55,8 @@ class RankCheck:
 
 def utterance_errors(
     rows: Sequence[ManifestRow],
-    asr: dict[str, dict[str, Any]],
-    nlu: dict[str, dict[str, Any]],
+    asr: Mapping[str, ASRHypothesis],
+    nlu: Mapping[str, NLUPrediction],
     asr_weight: float,
 ) -> dict[str, float]:
     """Per dev utterance, an error in [0, 1] to rank against: the utterance WER (capped at 1)
@@ -68,11 +69,11 @@ def utterance_errors(
             continue
         parts: list[tuple[float, float]] = []
         if row.id in asr and label.text is not None:
-            score = score_utterance(label.text, str(asr[row.id]["text"]))
+            score = score_utterance(label.text, asr[row.id].text)
             wer = score.word_errors / max(1, score.ref_words)
             parts.append((asr_weight, min(1.0, wer)))
         if row.id in nlu and label.intent is not None:
-            parts.append((1.0 - asr_weight, float(nlu[row.id]["intent"] != label.intent)))
+            parts.append((1.0 - asr_weight, float(nlu[row.id].intent != label.intent)))
         weight = sum(w for w, _ in parts)
         if parts and weight > 0:
             out[row.id] = sum(w * e for w, e in parts) / weight

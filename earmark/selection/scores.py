@@ -13,6 +13,7 @@ import numpy as np
 
 from earmark.core.errors import ManifestError
 from earmark.core.fileio import write_jsonl
+from earmark.core.predictions import ASRHypothesis, NLUPrediction
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,9 @@ def text_embedding(text: str, dim: int = 128) -> tuple[float, ...]:
 
 
 def scores_from_predictions(
-    asr: dict[str, Any] | None, nlu: dict[str, Any] | None, uid: str
+    asr: ASRHypothesis | None, nlu: NLUPrediction | None, uid: str
 ) -> UtteranceScores:
-    """Per-utterance scores from one ASR and/or NLU prediction.
+    """Per-utterance scores from one ASR hypothesis and/or NLU prediction.
 
     ``asr_entropy`` is the mean over words of ``1 - word confidence`` (the word confidence is
     entropy-based), ``nlu_margin`` the gap between the two most likely intents, ``nlu_entropy``
@@ -92,20 +93,17 @@ def scores_from_predictions(
     fields: dict[str, Any] = {"id": uid}
     text = ""
     if asr is not None:
-        fields["asr_confidence"] = float(asr["confidence"])
-        words = asr.get("words") or []
+        fields["asr_confidence"] = float(asr.confidence)
         fields["asr_entropy"] = (
-            float(np.mean([1 - w["confidence"] for w in words])) if words else 1.0
+            float(np.mean([1 - w.confidence for w in asr.words])) if asr.words else 1.0
         )
-        text = asr["text"]
+        text = asr.text
     if nlu is not None:
-        fields["nlu_confidence"] = float(nlu["confidence"])
-        probs = np.array(
-            [a["p"] for a in nlu.get("alternatives") or [{"p": nlu["intent_confidence"]}]]
-        )
+        fields["nlu_confidence"] = float(nlu.confidence)
+        probs = np.array([a.p for a in nlu.alternatives] or [nlu.intent_confidence])
         fields["nlu_margin"] = float(probs[0] - (probs[1] if len(probs) > 1 else 0.0))
         p = probs / probs.sum() if probs.sum() > 0 else probs
         fields["nlu_entropy"] = float(-(p * np.log(p + 1e-12)).sum() / np.log(max(len(p), 2)))
-        text = text or nlu["text"]
+        text = text or nlu.text
     fields["embedding"] = text_embedding(text)
     return UtteranceScores(**fields)

@@ -39,7 +39,7 @@ def test_unreadable_audio_is_reported_and_skipped_when_asked(
             rows, on_bad_audio=lambda r, e: bad.append((r.id, e.reason))
         )
     )
-    assert [p["id"] for p in preds] == [rows[0].id, rows[2].id, rows[3].id]
+    assert [p.id for p in preds] == [rows[0].id, rows[2].id, rows[3].id]
     assert [uid for uid, _ in bad] == ["broken"] and bad[0][1]
 
 

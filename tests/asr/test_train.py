@@ -55,7 +55,7 @@ def test_save_load_round_trip_gives_identical_outputs(tiny_checkpoint, fsdd_mani
 def test_predictions_are_well_formed(tiny_checkpoint, fsdd_manifests):
     out, _, _ = tiny_checkpoint
     rows = read_manifest(fsdd_manifests["dev"])
-    preds = list(transcribe(out, rows, batch_size=4))
+    preds = [p.to_dict() for p in transcribe(out, rows, batch_size=4)]
     assert [p["id"] for p in preds] == [r.id for r in rows]
     for pred, row in zip(preds, rows, strict=True):
         assert set(pred) == {"id", "text", "confidence", "model_version", "words"}
@@ -133,11 +133,11 @@ def test_asr_model_follows_the_model_contract(tiny_checkpoint, fsdd_manifests, t
     model = ASRModel(out, device="cpu")
     rows = read_manifest(fsdd_manifests["dev"])[:3]
     preds = list(model.predict(rows))
-    assert [p["id"] for p in preds] == [r.id for r in rows]
-    assert model.kind == "asr" and preds[0]["model_version"] == model.model_version
+    assert [p.id for p in preds] == [r.id for r in rows]
+    assert model.kind == "asr" and preds[0].model_version == model.model_version
     model.save(tmp_path / "saved")
     again = ASRModel(tmp_path / "saved", device="cpu")
-    assert [p["text"] for p in again.predict(rows)] == [p["text"] for p in preds]
+    assert [p.text for p in again.predict(rows)] == [p.text for p in preds]
 
 
 def test_training_returns_the_checkpoint_and_the_metrics_it_records(tiny_checkpoint):

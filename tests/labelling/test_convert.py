@@ -9,6 +9,7 @@ import stat
 import pytest
 
 from earmark.core.errors import StudioError
+from earmark.core.predictions import ASRHypothesis, NLUPrediction
 from earmark.core.records import Entity
 from labelling import convert, validation
 from labelling.client import resolve_connection, write_secret
@@ -48,16 +49,18 @@ def test_many_intents_use_a_drop_down():
 
 
 def test_transcription_prediction_carries_score_version_and_unsure_words():
-    asr = {
-        "id": "u1",
-        "text": "set an alarm for nine",
-        "confidence": 0.42,
-        "model_version": "asr-7",
-        "words": [
-            {"word": "set", "confidence": 0.99, "start": 0.0, "end": 0.2},
-            {"word": "nine", "confidence": 0.31, "start": 0.9, "end": 1.2},
-        ],
-    }
+    asr = ASRHypothesis.from_dict(
+        {
+            "id": "u1",
+            "text": "set an alarm for nine",
+            "confidence": 0.42,
+            "model_version": "asr-7",
+            "words": [
+                {"word": "set", "confidence": 0.99, "start": 0.0, "end": 0.2},
+                {"word": "nine", "confidence": 0.31, "start": 0.9, "end": 1.2},
+            ],
+        }
+    )
     task = convert.transcription_task("tabc", "/data/upload/1/x-tabc.wav", T, asr, 0.6)
     assert task["data"] == {"ref": "tabc", "audio": "/data/upload/1/x-tabc.wav"}
     pred = task["predictions"][0]
@@ -69,13 +72,19 @@ def test_transcription_prediction_carries_score_version_and_unsure_words():
 
 
 def test_understanding_prediction_reanchors_entities_on_the_confirmed_text():
-    nlu = {
-        "text": "play track nine please",
-        "intent": "play_music",
-        "confidence": 0.55,
-        "model_version": "nlu-3",
-        "entities": [{"type": "track", "start": 11, "end": 15, "value": "nine"}],
-    }
+    nlu = NLUPrediction.from_dict(
+        {
+            "id": "u1",
+            "text": "play track nine please",
+            "intent": "play_music",
+            "intent_confidence": 0.6,
+            "confidence": 0.55,
+            "model_version": "nlu-3",
+            "entities": [
+                {"type": "track", "start": 11, "end": 15, "value": "nine", "confidence": 0.5}
+            ],
+        }
+    )
     pred = convert.understanding_prediction(nlu, "please play track nine", U)
     span = next(r for r in pred["result"] if r["type"] == "labels")["value"]
     assert (span["start"], span["end"], span["text"]) == (18, 22, "nine")

@@ -9,9 +9,14 @@ from pathlib import Path
 import pytest
 
 from earmark.core.errors import StudioError
+from earmark.core.predictions import NLUPrediction
 from labelling.client import write_secret
 from labelling.state import State, append_jsonl
 from labelling.tasks import stored_nlu
+
+
+def _nlu(uid: str, intent: str) -> NLUPrediction:
+    return NLUPrediction(uid, "x", intent, intent_confidence=0.5, confidence=0.5)
 
 
 def _mode(path: Path) -> int:
@@ -30,13 +35,13 @@ def test_a_kill_during_an_append_does_not_break_the_next_push(tmp_path, capsys):
     append_jsonl(state.pushed, [{"ref": "t1", "utterance_id": "u1", "kind": "transcription"}])
     with open(state.pushed, "a") as f:
         f.write('{"ref": "t2", "utterance_id": "u2", "ki')  # the kill
-    append_jsonl(state.predictions, [{"id": "u1", "nlu": {"intent": "a"}}])
+    append_jsonl(state.predictions, [{"id": "u1", "nlu": _nlu("u1", "a").to_dict()}])
     with open(state.predictions, "a") as f:
         f.write('{"id": "u2", "nlu": {"int')
     assert [r["ref"] for r in state.pushed_rows()] == ["t1"]
     assert set(state.ref_index()) == {"t1"}
-    append_jsonl(state.predictions, [{"id": "u3", "nlu": {"intent": "b"}}])
-    assert stored_nlu(state) == {"u1": {"intent": "a"}, "u3": {"intent": "b"}}
+    append_jsonl(state.predictions, [{"id": "u3", "nlu": _nlu("u3", "b").to_dict()}])
+    assert stored_nlu(state) == {"u1": _nlu("u1", "a"), "u3": _nlu("u3", "b")}
     err = capsys.readouterr().err
     assert str(state.pushed) in err and str(state.predictions) in err
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from factories import write_lines
 
 from earmark.core.errors import ConfigError
 from earmark.core.manifest import ManifestRow
+from earmark.core.predictions import ASRHypothesis, IntentAlternative, NLUPrediction
 from earmark.core.records import Label, Utterance
 from earmark.loop.config import LoopConfig, SelectionConfig
 from earmark.loop.pool import sample_pool
@@ -26,21 +26,21 @@ def dev_row(uid: str, text: str = "play some jazz", intent: str = "play_music") 
     )
 
 
-def asr_pred(uid: str, text: str, conf: float) -> dict[str, Any]:
-    return {"id": uid, "text": text, "confidence": conf, "words": []}
+def asr_pred(uid: str, text: str, conf: float) -> ASRHypothesis:
+    return ASRHypothesis(uid, text, conf)
 
 
-def nlu_pred(uid: str, intent: str, conf: float, p2: float = 0.0) -> dict[str, Any]:
-    alts = [{"intent": intent, "p": conf}, {"intent": "other", "p": p2}]
-    return {"id": uid, "text": "x", "intent": intent, "intent_confidence": conf,
-            "confidence": conf, "alternatives": alts, "entities": []}  # fmt: skip
+def nlu_pred(uid: str, intent: str, conf: float, p2: float = 0.0) -> NLUPrediction:
+    alts = (IntentAlternative(intent, conf), IntentAlternative("other", p2))
+    return NLUPrediction(id=uid, text="x", intent=intent, intent_confidence=conf,
+                         confidence=conf, alternatives=alts)  # fmt: skip
 
 
 # hypotheses with 0, 1, 2 and 3 wrong words of "play some jazz"
 HYPS = ["play some jazz", "play some jam", "pray some jam", "pray sum jam"]
 
 
-def asr_case(confs: list[float]) -> tuple[list[ManifestRow], dict[str, dict[str, Any]]]:
+def asr_case(confs: list[float]) -> tuple[list[ManifestRow], dict[str, ASRHypothesis]]:
     rows = [dev_row(f"d{i}") for i in range(len(HYPS))]
     preds = {r.id: asr_pred(r.id, h, c) for r, h, c in zip(rows, HYPS, confs, strict=True)}
     return rows, preds

@@ -103,7 +103,7 @@ def test_save_load_round_trip_gives_identical_outputs(
 def test_predictions_have_the_contract_and_spans_match_the_text(tiny_checkpoint: Path) -> None:
     schema_intents = set(json.loads((tiny_checkpoint / "nlu.json").read_text())["intents"])
     texts = [(f"t{i}", t) for i, t in enumerate(ODD_INPUTS)]
-    preds = list(predict(tiny_checkpoint, texts))
+    preds = [p.to_dict() for p in predict(tiny_checkpoint, texts)]
     assert [p["id"] for p in preds] == [i for i, _ in texts]
     n_entities = 0
     for (_, raw), p in zip(texts, preds, strict=True):
@@ -137,7 +137,7 @@ def test_spans_stay_valid_on_random_garbage(tiny_checkpoint: Path) -> None:
         (str(i), "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 120))))
         for i in range(60)
     ]
-    for p in predict(tiny_checkpoint, texts):
+    for p in [q.to_dict() for q in predict(tiny_checkpoint, texts)]:
         for e in p["entities"]:
             assert 0 <= e["start"] < e["end"] <= len(p["text"])
             assert p["text"][e["start"] : e["end"]] == e["value"]
@@ -150,7 +150,8 @@ def test_calibration_changes_confidence_not_predictions(tiny_checkpoint: Path) -
     raw = NLUModel.load(tiny_checkpoint)
     raw.model.settings = dataclasses.replace(raw.model.settings, temperatures=Temperatures())
     texts = [(str(i), t) for i, t in enumerate(ODD_INPUTS)]
-    a, b = list(calibrated.predict_texts(texts)), list(raw.predict_texts(texts))
+    a = [p.to_dict() for p in calibrated.predict_texts(texts)]
+    b = [p.to_dict() for p in raw.predict_texts(texts)]
     strip = ("type", "start", "end", "value")
     for x, y in zip(a, b, strict=True):
         assert x["intent"] == y["intent"]
@@ -192,7 +193,7 @@ def test_warm_start_grows_heads_for_new_labels(
     assert any("resized" in line and "teleport_now" in line for line in log)
     assert read_meta(tmp_path / "warm").parent == str(tiny_checkpoint)
     preds = list(predict(tmp_path / "warm", [("x", "beam me up scotty")]))
-    assert preds[0]["intent"] in new["intents"]
+    assert preds[0].intent in new["intents"]
 
 
 def test_resume_continues_from_last(nlu_data, tiny, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 
 from earmark.core.errors import ManifestError
 from earmark.core.manifest import ManifestRow
+from earmark.core.predictions import ASRHypothesis
 from earmark.core.stats import (
     auroc,
     bootstrap,
@@ -27,21 +28,21 @@ from training.asr.transcribe import transcribe
 
 
 def score_predictions(
-    rows: Iterable[ManifestRow], predictions: Iterable[dict[str, Any]]
-) -> tuple[list[UtteranceScore], list[dict[str, Any]]]:
+    rows: Iterable[ManifestRow], predictions: Iterable[ASRHypothesis]
+) -> tuple[list[UtteranceScore], list[ASRHypothesis]]:
     """Pair labelled rows with their predictions (same order) and score each."""
     scores, preds = [], []
     for row, pred in zip(rows, predictions, strict=True):
         if row.label is None or row.label.text is None:
             continue
-        scores.append(score_utterance(row.label.text, pred["text"]))
+        scores.append(score_utterance(row.label.text, pred.text))
         preds.append(pred)
     return scores, preds
 
 
 def summarize(
     scores: list[UtteranceScore],
-    preds: list[dict[str, Any]],
+    preds: list[ASRHypothesis],
     *,
     n_resamples: int = 1000,
     n_worst: int = 10,
@@ -62,14 +63,14 @@ def summarize(
     )
     has_error = np.array([s.word_errors > 0 for s in scores])
     ser = bootstrap(lambda idx: float(has_error[idx].mean()), n, n_resamples=n_resamples)
-    conf = np.array([p["confidence"] for p in preds], dtype=float)
+    conf = np.array([p.confidence for p in preds], dtype=float)
     utt_auroc = bootstrap(lambda idx: auroc(-conf[idx], has_error[idx]), n, n_resamples=n_resamples)
     # graded: does lower confidence go with a higher utterance WER (defined even when every
     # utterance has an error, where the AUROC rests on a handful of correct ones or none)
     utt_wer = np.array([s.word_errors / max(1, s.ref_words) for s in scores], dtype=float)
     utt_rank = bootstrap(lambda idx: spearman(-conf[idx], utt_wer[idx]), n, n_resamples=n_resamples)
     # word level: hypothesis words of each utterance, resampled by utterance
-    word_conf = [np.array([w["confidence"] for w in p["words"]], dtype=float) for p in preds]
+    word_conf = [np.array([w.confidence for w in p.words], dtype=float) for p in preds]
     word_wrong = [~np.array(s.hyp_word_correct, dtype=bool) for s in scores]
     usable = [len(c) == len(w) for c, w in zip(word_conf, word_wrong, strict=True)]
 
@@ -97,7 +98,7 @@ def summarize(
         "n_utterances": n,
         "worst": [
             {
-                "id": preds[i]["id"],
+                "id": preds[i].id,
                 "ref": scores[i].ref,
                 "hyp": scores[i].hyp,
                 "word_errors": scores[i].word_errors,

@@ -2,7 +2,7 @@
 
 Rows are read in chunks (``chunk_size``); each chunk is featurised, sorted by length, run in
 batches and emitted in input order, so memory depends on the chunk, not on the manifest.
-Each prediction::
+Each prediction is an ``earmark.core.predictions.ASRHypothesis``; as a JSONL line::
 
     {"id": ..., "text": "<hypothesis>", "confidence": 0.93, "model_version": "...",
      "words": [{"word": "play", "confidence": 0.97, "start": 0.12, "end": 0.40}, ...]}
@@ -15,13 +15,13 @@ import ctypes
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from earmark.core.errors import AudioError, CheckpointError
 from earmark.core.manifest import ManifestRow
+from earmark.core.predictions import ASRHypothesis, ASRWord
 from training.asr.confidence import Word, greedy_words, nbest_words, utterance_confidence
 from training.asr.data import bucket_batches, collate
 from training.asr.features import Example, load_example
@@ -100,25 +100,26 @@ def decode(rec: Recogniser, log_probs: np.ndarray, word_agg: str = "min") -> lis
 
 def prediction(
     rec: Recogniser, example: Example, log_probs: np.ndarray, model_version: str
-) -> dict[str, Any]:
-    """The prediction line for one utterance; word times in seconds from the decoded CTC path."""
+) -> ASRHypothesis:
+    """The hypothesis of one utterance; word times in seconds from the decoded CTC path.
+    Confidences are rounded to 6 decimals and times to 3, as the predictions files hold them."""
     words, confidence = decode_utterance(rec, log_probs)
     frame_s = example.seconds / max(1, log_probs.shape[0])
-    return {
-        "id": example.id,
-        "text": " ".join(w.word for w in words),
-        "confidence": round(confidence, 6),
-        "model_version": model_version,
-        "words": [
-            {
-                "word": w.word,
-                "confidence": round(w.confidence, 6),
-                "start": round(min(w.start_frame * frame_s, example.seconds), 3),
-                "end": round(min(w.end_frame * frame_s, example.seconds), 3),
-            }
+    return ASRHypothesis(
+        id=example.id,
+        text=" ".join(w.word for w in words),
+        confidence=round(confidence, 6),
+        model_version=model_version,
+        words=tuple(
+            ASRWord(
+                word=w.word,
+                confidence=round(w.confidence, 6),
+                start=round(min(w.start_frame * frame_s, example.seconds), 3),
+                end=round(min(w.end_frame * frame_s, example.seconds), 3),
+            )
             for w in words
-        ],
-    }
+        ),
+    )
 
 
 def model_version_of(checkpoint_dir: str | Path) -> str:
@@ -160,8 +161,8 @@ def transcribe_with(
     chunk_size: int = 128,
     device: torch.device | None = None,
     on_bad_audio: BadAudio | None = None,
-) -> Iterator[dict[str, Any]]:
-    """Predictions for ``rows`` in input order with an already loaded recogniser.
+) -> Iterator[ASRHypothesis]:
+    """Hypotheses for ``rows`` in input order with an already loaded recogniser.
 
     Rows are read ``chunk_size`` at a time and batched by length: at most ``batch_size``
     utterances and ``max_frames`` padded input frames a batch, so peak memory is set by
@@ -173,7 +174,7 @@ def transcribe_with(
     it = iter(rows)
     while chunk := list(itertools.islice(it, chunk_size)):
         chunk, examples = _load_chunk(rec, chunk, on_bad_audio)
-        results: dict[int, dict[str, Any]] = {}
+        results: dict[int, ASRHypothesis] = {}
         lengths = [ex.length for ex in examples]
         for idx in bucket_batches(lengths, max_frames=max_frames, max_batch=batch_size):
             batch = [examples[i] for i in idx]
@@ -209,8 +210,8 @@ def transcribe(
     batch_size: int = 32,
     device: str | None = None,
     decoding: str | None = None,
-) -> Iterator[dict[str, Any]]:
-    """Stream one prediction dict per row, in order (see the module docstring for the keys).
+) -> Iterator[ASRHypothesis]:
+    """Stream one hypothesis per row, in order (see the module docstring).
 
     ``checkpoint_dir`` is an earmark ASR checkpoint (or any HF CTC folder with a tokenizer).
     Memory stays flat however many rows there are; ``device`` defaults to CUDA when present.
@@ -235,8 +236,8 @@ class ASRModel:
 
     def predict(
         self, rows: Iterable[ManifestRow], *, on_bad_audio: BadAudio | None = None
-    ) -> Iterator[dict[str, Any]]:
-        """One prediction per row, in order (see the module docstring for the keys); rows
+    ) -> Iterator[ASRHypothesis]:
+        """One hypothesis per row, in order (see the module docstring); rows
         with unreadable audio go to ``on_bad_audio`` when given (see ``transcribe_with``)."""
         return transcribe_with(
             self.recogniser,

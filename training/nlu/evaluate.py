@@ -13,6 +13,7 @@ from typing import Any
 
 from earmark.core.errors import ManifestError
 from earmark.core.manifest import ManifestRow
+from earmark.core.predictions import NLUPrediction
 from earmark.core.stats import Estimate
 from training.nlu.data import Example, example_from_row
 from training.nlu.metrics import exact_counts, nlu_scores, slu_counts
@@ -20,7 +21,7 @@ from training.nlu.metrics import exact_counts, nlu_scores, slu_counts
 
 def score_predictions(
     examples: Sequence[Example],
-    predictions: Sequence[dict[str, Any]],
+    predictions: Sequence[NLUPrediction],
     *,
     on_gold_text: bool = True,
     n_resamples: int = 1000,
@@ -29,20 +30,20 @@ def score_predictions(
     intent_ok, ent_counts, slu, conf, iconf, all_ok = [], [], [], [], [], []
     for ex, pred in zip(examples, predictions, strict=True):
         gold_pairs = [(e.type, ex.text[e.start : e.end]) for e in ex.entities]
-        pred_pairs = [(e["type"], e["value"]) for e in pred["entities"]]
+        pred_pairs = [(e.type, e.value) for e in pred.entities]
         if on_gold_text:
             counts = exact_counts(
                 [(e.type, e.start, e.end) for e in ex.entities],
-                [(e["type"], e["start"], e["end"]) for e in pred["entities"]],
+                [(e.type, e.start, e.end) for e in pred.entities],
             )
         else:
             counts = exact_counts(gold_pairs, pred_pairs)
-        ok = pred["intent"] == ex.intent
+        ok = pred.intent == ex.intent
         intent_ok.append(ok)
         ent_counts.append((float(counts[0]), float(counts[1]), float(counts[2])))
         slu.append(slu_counts(gold_pairs, pred_pairs))
-        conf.append(pred["confidence"])
-        iconf.append(pred["intent_confidence"])
+        conf.append(pred.confidence)
+        iconf.append(pred.intent_confidence)
         all_ok.append(ok and counts[1] == 0 and counts[2] == 0)
     return nlu_scores(
         intent_correct=intent_ok,
@@ -89,8 +90,7 @@ def evaluate_nlu(
 
         wanted = {ex.id for ex in examples}
         hyps = {
-            h["id"]: h["text"]
-            for h in transcribe(asr_checkpoint, [r for r in rows if r.id in wanted])
+            h.id: h.text for h in transcribe(asr_checkpoint, [r for r in rows if r.id in wanted])
         }
         missing = sorted(wanted - set(hyps))
         if missing:

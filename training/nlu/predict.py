@@ -1,10 +1,10 @@
 """Prediction: normalised text -> intent with alternatives, entities with spans, confidence.
 
-``predict(checkpoint_dir, [(id, text), ...])`` is what the loop calls. Each prediction::
-
-    {"id", "text" (the normalised text the spans refer to), "intent", "intent_confidence",
-     "alternatives": [{"intent", "p"} x3], "entities": [{"type", "start", "end", "value",
-     "confidence"}], "confidence", "model_version"}
+``NLUModel.predict([(id, text), ...])`` is what the loop calls (``predict`` loads a checkpoint
+first). Each prediction is an ``earmark.core.predictions.NLUPrediction``: ``text`` (the
+normalised text the spans refer to), ``intent``, ``intent_confidence``, the top 3
+``alternatives``, ``entities`` with spans, value and confidence, ``confidence``,
+``raw_confidence`` and ``model_version``.
 
 Entities are decoded on whole words of the normalised text (the best tag path that obeys
 BIO, by Viterbi), so ``text[start:end] == value`` always holds. ``confidence`` is the calibrated utterance confidence of
@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from earmark.core.manifest import ManifestRow
+from earmark.core.predictions import IntentAlternative, NLUPrediction, PredictedEntity
 from earmark.core.text import normalize
 from training.nlu.calibration import raw_utterance_score, utterance_confidence
 from training.nlu.model import JointNLU, Temperatures, load_model
@@ -76,46 +76,47 @@ def decode(
     schema: LabelSchema,
     temps: Temperatures,
     model_version: str,
-) -> dict[str, Any]:
-    """The prediction dict of one normalised text (see the module docstring)."""
+) -> NLUPrediction:
+    """The prediction of one normalised text (see the module docstring); probabilities and
+    confidences are rounded to 6 decimals, as the predictions files hold them."""
     probs = torch.softmax(raw.intent_logits / temps.intent, dim=-1)
     top = torch.argsort(probs, descending=True)[:3].tolist()
     log_probs = torch.log_softmax(raw.word_tag_logits / temps.tag, dim=-1)
     path = viterbi(log_probs, *allowed_transitions(schema.tags))
     tags = [schema.tags[j] for j in path]
     word_conf = [float(log_probs[w, j].exp()) for w, j in enumerate(path)]
-    entities: list[dict[str, Any]] = []
+    entities: list[PredictedEntity] = []
     entity_conf: list[float] = []
     for etype, first, stop in decode_words(tags):
         ent = words_to_entity(text, etype, first, stop)
         conf = float(torch.tensor(word_conf[first:stop]).prod())
         entity_conf.append(conf)
         entities.append(
-            {
-                "type": etype,
-                "start": ent.start,
-                "end": ent.end,
-                "value": text[ent.start : ent.end],
-                "confidence": round(conf, 6),
-            }
+            PredictedEntity(
+                type=etype,
+                start=ent.start,
+                end=ent.end,
+                value=text[ent.start : ent.end],
+                confidence=round(conf, 6),
+            )
         )
     o_conf = [c for c, t in zip(word_conf, tags, strict=True) if t == OUTSIDE]
     raw_score = raw_utterance_score(probs.tolist(), entity_conf, o_conf)
-    return {
-        "id": uid,
-        "text": text,
-        "intent": schema.intents[top[0]],
-        "intent_confidence": round(float(probs[top[0]]), 6),
-        "alternatives": [
-            {"intent": schema.intents[j], "p": round(float(probs[j]), 6)} for j in top
-        ],
-        "entities": entities,
-        "confidence": round(
+    return NLUPrediction(
+        id=uid,
+        text=text,
+        intent=schema.intents[top[0]],
+        intent_confidence=round(float(probs[top[0]]), 6),
+        alternatives=tuple(
+            IntentAlternative(schema.intents[j], round(float(probs[j]), 6)) for j in top
+        ),
+        entities=tuple(entities),
+        confidence=round(
             utterance_confidence(raw_score, temps.utterance_scale, temps.utterance_shift), 6
         ),
-        "raw_confidence": round(raw_score, 6),
-        "model_version": model_version,
-    }
+        raw_confidence=round(raw_score, 6),
+        model_version=model_version,
+    )
 
 
 class NLUModel:
@@ -138,7 +139,7 @@ class NLUModel:
 
     def predict_texts(
         self, texts: Iterable[tuple[str, str]], *, batch_size: int = 64
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[NLUPrediction]:
         """Predictions for ``(id, text)`` pairs, in order; texts are normalised first."""
         it = iter(texts)
         while chunk := list(itertools.islice(it, 256)):
@@ -155,13 +156,12 @@ class NLUModel:
                 )
 
     def predict(
-        self, rows: Iterable[ManifestRow], *, on_bad_audio: Any = None
-    ) -> Iterator[dict[str, Any]]:
-        """Predictions for manifest rows, from each row's label text ("" when it has none);
-        ``on_bad_audio`` is never called (the NLU reads no audio)."""
-        return self.predict_texts(
-            (row.id, (row.label.text if row.label and row.label.text else "")) for row in rows
-        )
+        self, texts: Iterable[tuple[str, str]], /, *, on_bad_audio: Any = None
+    ) -> Iterator[NLUPrediction]:
+        """The ``Model`` contract: ``predict_texts`` on ``(id, text)`` pairs (the loop passes
+        what the ASR heard, or a row's own text); ``on_bad_audio`` is never called (the NLU
+        reads no audio)."""
+        return self.predict_texts(texts)
 
     def save(self, directory: str | Path) -> None:
         from earmark.core.errors import CheckpointError
@@ -178,6 +178,6 @@ class NLUModel:
 
 def predict(
     checkpoint_dir: str | Path, texts: Iterable[tuple[str, str]]
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[NLUPrediction]:
     """Predict ``(id, text)`` pairs with the NLU checkpoint in ``checkpoint_dir`` (lazily)."""
     return NLUModel.load(checkpoint_dir).predict_texts(texts)

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from earmark.core.predictions import NLUPrediction
 from training.nlu import calibration
 from training.nlu.data import Example
 from training.nlu.model import JointNLU, Temperatures
@@ -22,7 +23,7 @@ def dev_score(scores: dict[str, Any]) -> float:
 
 def predict_examples(
     model: JointNLU, tokenizer: Any, examples: list[Example], version: str
-) -> tuple[list[RawOutput], list[dict[str, Any]]]:
+) -> tuple[list[RawOutput], list[NLUPrediction]]:
     raws = infer(model, tokenizer, [e.text for e in examples])
     temps = model.settings.temperatures
     preds = [
@@ -52,10 +53,13 @@ def calibrate(model: JointNLU, tokenizer: Any, dev: list[Example], version: str)
         for e, r in zip(dev, raws, strict=True)
     ]
     correct = [
-        p["intent"] == e.intent
-        and sorted((x["type"], x["start"], x["end"]) for x in p["entities"])
+        p.intent == e.intent
+        and sorted((x.type, x.start, x.end) for x in p.entities)
         == sorted((x.type, x.start, x.end) for x in e.entities)
         for e, p in zip(dev, preds, strict=True)
     ]
-    scale, shift = calibration.fit_utterance_map([p["raw_confidence"] for p in preds], correct)
+    scale, shift = calibration.fit_utterance_map(
+        [p.raw_confidence or 0.0 for p in preds],
+        correct,  # decode always records it
+    )
     return Temperatures(t_intent, t_tag, scale, shift)
