@@ -69,9 +69,11 @@ class Recipe(Protocol[M]):
         minutes: float,
         init: Path | None,
         log: Callable[[str], None],
+        lm_text: Sequence[str] = (),
     ) -> Path:
         """Train within ``minutes`` (warm-started from ``init``; resumed when ``out`` holds an
-        interrupted run of its own) and return the checkpoint folder to use."""
+        interrupted run of its own) and return the checkpoint folder to use. ``lm_text``:
+        extra text for a recogniser's language models (a model without one ignores it)."""
         ...
 
     def evaluate(

@@ -17,6 +17,7 @@ T = TypeVar("T")
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     groups["train"].command("asr")(train_asr_command)
+    groups["train"].command("lm")(train_lm_command)
     app.command("transcribe")(transcribe_command)
 
 
@@ -50,16 +51,23 @@ def train_asr_command(
     overrides: list[str] = typer.Option(
         None, "--set", help="Override a config key, e.g. --set train.lr=0.001 (repeatable)."
     ),
+    lm_text: list[Path] = typer.Option(
+        None,
+        "--lm-text",
+        help="Text for the lexicon and LMs besides the transcripts: sentences or words, one a "
+        "line (.jsonl: a 'text' or 'sentence' field); repeatable, added to decoding.lm_text.",
+    ),
 ) -> None:
     """Train (or fine-tune) the CTC recogniser; keeps the best checkpoint by dev WER in --out."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from training.asr.config import load_asr_config, with_budget
+    from training.asr.config import load_asr_config, with_budget, with_lm_text
     from training.asr.train import train_asr
 
     cfg = load_asr_config(config, tuple(overrides or ()))
     cfg = with_budget(cfg, minutes=max_minutes, max_steps=max_steps)  # as the loop does
+    cfg = with_lm_text(cfg, lm_text or ())
     console = Console(stderr=True)
     columns = (
         TextColumn("[bold]train asr"),
@@ -96,6 +104,35 @@ def train_asr_command(
     typer.echo(json.dumps({"checkpoint": str(result.checkpoint), **_plain(result.metrics)}))
 
 
+def train_lm_command(
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="Trained ASR checkpoint folder."),
+    train: Path = typer.Option(
+        ..., "--train", help="The manifest it was trained on (its transcripts join the LM text)."
+    ),
+    dev: Path = typer.Option(..., "--dev", help="Dev manifest: decoding and temperature choice."),
+    out: Path = typer.Option(..., "--out", help="New checkpoint folder (or --checkpoint's own)."),
+    lm_text: list[Path] = typer.Option(
+        None, "--lm-text", help="Sentences or words, one a line (repeatable)."
+    ),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        help="YAML config whose decoding: section applies (default configs/asr.yaml).",
+    ),
+    overrides: list[str] = typer.Option(
+        None, "--set", help="Override a decoding key, e.g. --set decoding.open_vocabulary=true."
+    ),
+) -> None:
+    """Rebuild a checkpoint's lexicon and LMs with new text and retune its decoding on dev,
+    without training (the weights are copied unchanged)."""
+    from training.asr.config import load_asr_config, with_lm_text
+    from training.asr.retune import retune_decoding
+
+    cfg = with_lm_text(load_asr_config(config, tuple(overrides or ())), lm_text or ())
+    metrics = retune_decoding(checkpoint, train, dev, out, cfg, log=typer.echo)
+    typer.echo(json.dumps({"checkpoint": str(out), **_plain(metrics)}))
+
+
 def _plain(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if not isinstance(v, dict)}
 
@@ -111,7 +148,8 @@ def transcribe_command(
     decoding: str | None = typer.Option(
         None,
         "--decoding",
-        help="beam (the checkpoint's lexicon + n-gram LM) or greedy; default: the checkpoint's.",
+        help="beam (lexicon + word LM), open (lexicon-free, character LM: words in no list) or "
+        "greedy; default: the checkpoint's own (chosen on dev).",
     ),
 ) -> None:
     """Transcribe a manifest: hypothesis, utterance confidence, per-word confidence and times."""

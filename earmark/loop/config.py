@@ -28,13 +28,18 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelRun:
-    """One model's training per round: its config file, overrides and time budget."""
+    """One model's training per round: its config file, overrides and time budget.
+
+    ``lm_text`` (the ASR's only): files of sentences or words, one a line, that its lexicon and
+    language models learn from besides the transcripts (``decoding.lm_text``), e.g. the NLU's
+    training text or a list of names the users will say."""
 
     enabled: bool = True  # also switched off automatically when the data has no such labels
     config: str = ""
     overrides: tuple[str, ...] = ()
     first_round_minutes: float = 4.0
     minutes: float = 2.0  # later rounds warm-start from the previous round's checkpoint
+    lm_text: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -140,4 +145,6 @@ def load_loop_config(
             raise ConfigError(f"config key 'data.{name}' is required (a manifest path)")
     if cfg.batch <= 0:
         raise ConfigError(f"config key 'batch': must be positive, got {cfg.batch}")
+    if cfg.nlu.lm_text:
+        raise ConfigError("config key 'nlu.lm_text': only the ASR takes LM text (asr.lm_text)")
     return cfg

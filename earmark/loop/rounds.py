@@ -89,7 +89,7 @@ def train_round(
         checkpoint = model.train(
             train, Path(cfg.data.dev), rf.checkpoint_dir(kind),
             config=settings.config or None, overrides=settings.overrides, minutes=minutes,
-            init=init, log=say,
+            init=init, log=say, lm_text=settings.lm_text,
         )  # fmt: skip
         checkpoints[kind] = str(checkpoint)
         row[f"labelled_{kind}"] = n_human

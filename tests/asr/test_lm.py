@@ -7,18 +7,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from earmark.core.errors import ConfigError
+from earmark.core.errors import CheckpointError, ConfigError
 from training.asr.confidence import greedy_words, nbest_words
 from training.asr.lm import (
-    BOS,
     BeamResult,
     DecodingConfig,
-    kneser_ney_arpa,
     make_decoder,
     write_decoding,
     write_lm,
 )
+from training.asr.lmtext import read_lm_text
 from training.asr.model import Recogniser, default_vocab
+from training.asr.ngram import BOS, kneser_ney_arpa
 from training.asr.tokens import WORD_SEP
 from training.asr.transcribe import decode_utterance
 
@@ -178,3 +178,80 @@ def test_tuning_extends_the_lm_weight_grid_past_its_winning_edge(tmp_path: Path,
     assert any("LM weight" in line and "extended" in line for line in lines), lines
     # The grid (4 decodes), then one LM weight at a time, then the other word score at 1.0.
     assert len(made) == 7 and len(set(made)) == 7
+
+
+def test_english_words_take_their_share_and_the_lm_stays_a_distribution():
+    extra = {"zebra": 3.0, "yacht": 1.0, "cancel": 1.0}  # "cancel" is also in the text
+    probs, _ = _read_arpa(kneser_ney_arpa(SENTENCES, order=3, extra_unigrams=extra, extra_mass=0.2))
+    unigrams = {g[0]: p for g, p in probs.items() if len(g) == 1 and g[0] != BOS}
+    assert sum(unigrams.values()) == pytest.approx(1.0, abs=1e-5)
+    assert unigrams["zebra"] == pytest.approx(0.2 * 3 / 5, rel=1e-4)
+    assert unigrams["zebra"] == pytest.approx(3 * unigrams["yacht"], rel=1e-4)
+    plain = _read_arpa(kneser_ney_arpa(SENTENCES, order=3))[0]
+    assert unigrams["cancel"] == pytest.approx(0.8 * plain[("cancel",)] + 0.2 / 5, rel=1e-4)
+
+
+def _recogniser(vocab: dict[str, int]) -> Recogniser:
+    rec = Recogniser(None, None, None, vocab)
+    rec.model = type("M", (), {"config": type("C", (), {"pad_token_id": 0})()})()
+    return rec
+
+
+def _words(rec: Recogniser, directory: Path, settings: dict, lp: np.ndarray) -> list[str]:
+    rec.beam = make_decoder(rec, directory, settings)
+    return [w.word for w in decode_utterance(rec, lp)[0]]
+
+
+def test_a_word_only_in_the_lm_text_is_decodable(tmp_path: Path):
+    vocab = default_vocab()
+    text = tmp_path / "names.txt"
+    text.write_text("Call Zanzibar Radio\n\n  \nzanzibar\n", encoding="utf-8")
+    assert read_lm_text([text]) == ["call zanzibar radio", "zanzibar"]
+    lp = _spell("play zanzibar", vocab, sharpness=6.0, rng=np.random.default_rng(1))
+    settings = {"method": "beam", "lm_weight": 1.0, "word_score": 0.0, "beam_size": 32}
+    rec = _recogniser(vocab)
+
+    without, with_text = tmp_path / "without", tmp_path / "with"
+    write_lm(without, SENTENCES, vocab, WORD_SEP, DecodingConfig())
+    assert "zanzibar" not in _words(rec, without, settings, lp)
+    write_lm(with_text, [*SENTENCES, *read_lm_text([text])], vocab, WORD_SEP, DecodingConfig())
+    assert _words(rec, with_text, settings, lp) == ["play", "zanzibar"]
+
+
+def test_the_open_search_spells_a_word_in_no_list(tmp_path: Path):
+    vocab = default_vocab()
+    config = DecodingConfig(open_vocabulary=True, char_lm_order=6)
+    info = write_lm(tmp_path, SENTENCES, vocab, WORD_SEP, config)
+    assert info["char_order"] == 6 and (tmp_path / "char_lm.arpa").is_file()
+    rec = _recogniser(vocab)
+    lp = _spell("cancel blorvent", vocab, sharpness=6.0, rng=np.random.default_rng(2))
+    lexicon = {"method": "beam", "lm_weight": 1.0, "word_score": 0.0, "beam_size": 32}
+    assert "blorvent" not in _words(rec, tmp_path, lexicon, lp)
+    open_ = {**lexicon, "method": "open", "lm_weight": 0.5}
+    rec.beam = make_decoder(rec, tmp_path, open_)
+    words, utterance = decode_utterance(rec, lp)
+    assert [w.word for w in words] == ["cancel", "blorvent"]
+    assert 0.0 <= utterance <= min(w.confidence for w in words) + 1e-9
+    frames = [(w.start_frame, w.end_frame) for w in words]
+    assert frames == sorted(frames) and all(0 <= a < b <= lp.shape[0] for a, b in frames)
+    # Without open_vocabulary no character LM is kept, and the open search says what is missing.
+    write_lm(tmp_path, SENTENCES, vocab, WORD_SEP, DecodingConfig())
+    assert not (tmp_path / "char_lm.arpa").exists()
+    with pytest.raises(CheckpointError, match=r"char_lm\.arpa"):
+        make_decoder(rec, tmp_path, open_)
+
+
+def test_lm_text_errors_name_the_file_and_line(tmp_path: Path):
+    with pytest.raises(ConfigError, match=r"missing\.txt does not exist"):
+        read_lm_text([tmp_path / "missing.txt"])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"sentence": "play jazz"}\n{"intent": "x"}\n')
+    with pytest.raises(ConfigError, match=r"bad\.jsonl:2: no 'text' or 'sentence'"):
+        read_lm_text([bad])
+    binary = tmp_path / "audio.wav"
+    binary.write_bytes(b"RIFF\xff\xfe\x00\x80")
+    with pytest.raises(ConfigError, match=r"audio\.wav as UTF-8"):
+        read_lm_text([binary])
+    good = tmp_path / "slurp.jsonl"
+    good.write_text('{"sentence": "Wake me at 7am"}\n\n{"text": "play jazz"}\n')
+    assert read_lm_text([good]) == ["wake me at seven a m", "play jazz"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -95,3 +96,13 @@ def with_budget(
         max_steps=tc.max_steps if max_steps is None else int(max_steps),
     )
     return dataclasses.replace(config, train=tc)
+
+
+def with_lm_text(config: ASRConfig, paths: Sequence[str | Path]) -> ASRConfig:
+    """``config`` with ``paths`` added to ``decoding.lm_text`` (what ``--lm-text`` and the
+    loop's ``asr.lm_text`` give)."""
+    if not paths:
+        return config
+    dc = config.decoding
+    dc = dataclasses.replace(dc, lm_text=(*dc.lm_text, *(str(p) for p in paths)))
+    return dataclasses.replace(config, decoding=dc)

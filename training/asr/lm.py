@@ -1,4 +1,4 @@
-"""Word n-gram language model, lexicon and beam-search CTC decoding.
+"""Language models, lexicon and beam-search CTC decoding, closed and open vocabulary.
 
 Greedy CTC decoding spells each word from the acoustics alone; a small recogniser trained for
 minutes gets most characters right and still misspells a word in most sentences ("con cele"
@@ -6,18 +6,26 @@ for "cancel"). Beam search over a lexicon with a word n-gram language model (the
 CTC + LM recipe; here flashlight-text's decoder through ``torchaudio.models.decoder``) only
 proposes words it knows and weighs them by context.
 
-The LM and lexicon are built from the transcripts the checkpoint was trained on and live in
-the checkpoint folder, so a checkpoint decodes the same way wherever it is loaded::
+The text the LMs learn from is the checkpoint's training transcripts plus any text the user
+gives (``decoding.lm_text``: sentences or word lists, e.g. the NLU's training text or a list
+of contact and product names; ``training.asr.lmtext``), optionally plus the most frequent
+words of general English (``decoding.english_words``, from the ``wordfreq`` package) as
+unigrams. Everything lives in the checkpoint folder, so a checkpoint decodes the same way
+wherever it is loaded::
 
     lm.arpa          interpolated Kneser-Ney word n-gram (ARPA), read by KenLM
     lexicon.txt      one line per word: the word, its characters, then the word separator
-    decoding.json    beam size, LM weight and word score (tuned on dev), n-gram order, sizes
+    char_lm.arpa     character n-gram for the open-vocabulary search (when it was built)
+    decoding.json    the method kept, its LM weight and word score (tuned on dev), sizes
 
-Words outside the lexicon cannot be output: an utterance with a new name comes back as the
-closest known words. Confidence comes from the n-best list (``confidence.nbest_words``): a
-word's confidence is the posterior mass of the hypotheses that agree with it, the utterance's
-that of the best hypothesis. The entropy of the acoustic frames is no guide here: the LM
-corrects most low-entropy misspellings, and what it gets wrong the acoustics were sure of.
+Two searches, chosen on dev (``training.asr.tuning``): ``beam`` is limited to the lexicon (a
+word outside it comes back as the closest known words); ``open`` is lexicon-free, spelling
+with the character LM, so it can output a word that is in no list at all (a new name), at
+the cost of misspelling more of the words it knows. Confidence comes from the n-best list
+(``confidence.nbest_words``) for both: a word's confidence is the posterior mass of the
+hypotheses that agree with it, the utterance's that of the best hypothesis. The entropy of the
+acoustic frames is no guide here: the LM corrects most low-entropy misspellings, and what it
+gets wrong the acoustics were sure of.
 """
 
 from __future__ import annotations
@@ -27,8 +35,7 @@ import json
 import math
 import os
 import sys
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -37,118 +44,35 @@ import numpy as np
 
 from earmark.core.errors import CheckpointError, ConfigError
 from earmark.core.fileio import atomic_write, write_json
+from training.asr.ngram import kneser_ney_arpa
 from training.asr.tokens import BLANK, UNK, WORD_SEP
 
 ARPA_FILE = "lm.arpa"
 LEXICON_FILE = "lexicon.txt"
 DECODING_FILE = "decoding.json"
-LM_FILES = (ARPA_FILE, LEXICON_FILE, DECODING_FILE)
-BOS, EOS, UNK_WORD = "<s>", "</s>", "<unk>"
+CHAR_ARPA_FILE = "char_lm.arpa"
+LM_FILES = (ARPA_FILE, LEXICON_FILE, DECODING_FILE)  # every checkpoint with a beam search
+OPTIONAL_LM_FILES = (CHAR_ARPA_FILE,)  # the open-vocabulary search's, when it was built
 END_FLOOR = -30.0  # log-probability of every token but the separator on the appended frame
-
-
-def kneser_ney_arpa(sentences: Iterable[str], order: int = 3, discount: float = 0.75) -> str:
-    """An interpolated Kneser-Ney word n-gram model of ``sentences`` as ARPA text.
-
-    Lower orders use continuation counts (how many different words precede an n-gram), except
-    for n-grams starting with ``<s>``, which cannot be extended to the left and keep raw counts
-    (as KenLM does). The unigram distribution is interpolated with a uniform one over the
-    vocabulary (with ``</s>`` and ``<unk>``), so every word has a probability. An interpolated
-    model is exactly an ARPA back-off model whose back-off weight for history ``h`` is
-    ``D * |{w: c(h w) > 0}| / c(h)``.
-    """
-    if order < 2:
-        raise ValueError("order must be at least 2 (KenLM reads bigram models and up)")
-    raw: list[Counter[tuple[str, ...]]] = [Counter() for _ in range(order + 1)]
-    for sentence in sentences:
-        words = sentence.split()
-        if not words:
-            continue
-        padded = [BOS, *words, EOS]
-        for n in range(1, order + 1):
-            for i in range(len(padded) - n + 1):
-                gram = tuple(padded[i : i + n])
-                if gram != (BOS,):
-                    raw[n][gram] += 1
-    if not raw[1]:
-        raise ValueError("no words to build a language model from")
-
-    # Counts per order: raw at the top order and for <s>-initial n-grams, continuation below.
-    counts: list[dict[tuple[str, ...], float]] = [{} for _ in range(order + 1)]
-    counts[order] = {g: float(c) for g, c in raw[order].items()}
-    for n in range(order - 1, 0, -1):
-        cont: Counter[tuple[str, ...]] = Counter()
-        for gram in raw[n + 1]:
-            cont[gram[1:]] += 1
-        counts[n] = {
-            g: float(c) if g[0] == BOS else float(cont.get(g, c)) for g, c in raw[n].items()
-        }
-
-    vocab = sorted({g[0] for g in counts[1]} | {EOS, UNK_WORD})
-    prob: list[dict[tuple[str, ...], float]] = [{} for _ in range(order + 1)]
-    backoff: list[dict[tuple[str, ...], float]] = [{} for _ in range(order + 1)]
-
-    # Unigrams, interpolated with the uniform distribution.
-    total = sum(counts[1].values())
-    types = len(counts[1])
-    for w in vocab:
-        c = counts[1].get((w,), 0.0)
-        prob[1][(w,)] = max(c - discount, 0.0) / total + discount * types / total / len(vocab)
-    prob[1][(BOS,)] = 0.0
-
-    for n in range(2, order + 1):
-        hist_total: dict[tuple[str, ...], float] = defaultdict(float)
-        hist_types: dict[tuple[str, ...], int] = defaultdict(int)
-        for gram, c in counts[n].items():
-            hist_total[gram[:-1]] += c
-            hist_types[gram[:-1]] += 1
-        for h, s in hist_total.items():
-            backoff[n - 1][h] = discount * hist_types[h] / s
-        for gram, c in counts[n].items():
-            h = gram[:-1]
-            lower = _prob(prob, backoff, gram[1:])
-            prob[n][gram] = max(c - discount, 0.0) / hist_total[h] + backoff[n - 1][h] * lower
-
-    lines = ["", "\\data\\"]
-    lines += [f"ngram {n}={len(prob[n])}" for n in range(1, order + 1)]
-    for n in range(1, order + 1):
-        lines += ["", f"\\{n}-grams:"]
-        for gram in sorted(prob[n]):
-            p = prob[n][gram]
-            logp = -99.0 if p <= 0 else math.log10(p)
-            entry = f"{logp:.6f}\t{' '.join(gram)}"
-            if n < order:
-                bo = backoff[n].get(gram)
-                entry += f"\t{math.log10(bo):.6f}" if bo else "\t0"
-            lines.append(entry)
-    lines += ["", "\\end\\", ""]
-    return "\n".join(lines)
-
-
-def _prob(
-    prob: list[dict[tuple[str, ...], float]],
-    backoff: list[dict[tuple[str, ...], float]],
-    gram: tuple[str, ...],
-) -> float:
-    """``p(w | h)`` of the model built so far, backing off through shorter histories."""
-    n = len(gram)
-    if gram in prob[n]:
-        return prob[n][gram]
-    if n == 1:
-        return prob[1][(UNK_WORD,)]
-    return backoff[n - 1].get(gram[:-1], 1.0) * _prob(prob, backoff, gram[1:])
+SEARCHES = ("beam", "open")  # lexicon + word LM; lexicon-free + character LM
 
 
 @dataclass(frozen=True)
 class DecodingConfig:
     """How a checkpoint decodes (``configs/asr.yaml`` ``decoding:``).
 
-    ``method``: ``beam`` (lexicon + word n-gram LM from the training transcripts) or
-    ``greedy``. ``lm_weights`` x ``word_scores`` is the grid tuned on dev at the end of
-    training; the winner is stored in the checkpoint's ``decoding.json``. When the best LM
-    weight (word score) is at an end of its list, up to ``grid_extensions`` more values are
-    tried beyond it, one step of the list's outer spacing each (LM weights stop at 0), until
-    a worse value lies on each side; one dev decoding each. A one-value list is used as given.
+    ``method``: ``beam`` (beam search with the LMs, tuned on dev) or ``greedy``. The LMs
+    learn from the training transcripts plus ``lm_text`` (files of sentences or words, one a
+    line) plus, when ``english_words`` > 0, that many of the most frequent English words (the
+    ``wordfreq`` package, the ``words`` extra) sharing ``english_words_mass`` of the unigram
+    probability. With ``open_vocabulary`` the lexicon-free search over a character LM of
+    order ``char_lm_order`` is tuned too (``open_lm_weights`` x ``open_word_scores``), and
+    whichever of greedy, ``beam`` and ``open`` has the lowest dev WER is kept.
+
+    ``lm_weights`` x ``word_scores`` is the lexicon search's grid. When the best value of a
+    list is at one of its ends, up to ``grid_extensions`` more values are tried beyond it, one
+    step of the list's outer spacing each (LM weights stop at 0), until a worse value lies on
+    each side; one dev decoding each. A one-value list is used as given.
     """
 
     method: Literal["beam", "greedy"] = "beam"
@@ -159,21 +83,38 @@ class DecodingConfig:
     lm_weights: tuple[float, ...] = (2.0, 3.0, 4.0)
     word_scores: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0)
     grid_extensions: int = 3
+    lm_text: tuple[str, ...] = ()
+    english_words: int = 0
+    english_words_mass: float = 0.05
+    open_vocabulary: bool = False
+    char_lm_order: int = 8
+    open_lm_weights: tuple[float, ...] = (0.5, 1.0, 1.5)
+    open_word_scores: tuple[float, ...] = (0.0, 1.0, 2.0)
 
     def __post_init__(self) -> None:
-        if self.lm_order < 2:
-            raise ConfigError(f"decoding.lm_order must be at least 2, got {self.lm_order}")
+        if self.lm_order < 2 or self.char_lm_order < 2:
+            raise ConfigError(
+                f"decoding.lm_order and decoding.char_lm_order must be at least 2, got "
+                f"{self.lm_order} and {self.char_lm_order}"
+            )
         if self.beam_size < 1:
             raise ConfigError(f"decoding.beam_size must be at least 1, got {self.beam_size}")
         if not 1 <= self.nbest <= self.beam_size:
             raise ConfigError(f"decoding.nbest must be in [1, beam_size], got {self.nbest}")
-        if not self.lm_weights or not self.word_scores:
-            raise ConfigError("decoding.lm_weights and decoding.word_scores need a value each")
-        if min(self.lm_weights) < 0:
-            raise ConfigError(f"decoding.lm_weights must be >= 0, got {list(self.lm_weights)}")
+        for name in ("lm_weights", "word_scores", "open_lm_weights", "open_word_scores"):
+            if not getattr(self, name):
+                raise ConfigError(f"decoding.{name} needs a value")
+        for name in ("lm_weights", "open_lm_weights"):
+            if min(getattr(self, name)) < 0:
+                raise ConfigError(f"decoding.{name} must be >= 0, got {list(getattr(self, name))}")
         if self.grid_extensions < 0:
             raise ConfigError(
                 f"decoding.grid_extensions must be at least 0, got {self.grid_extensions}"
+            )
+        if self.english_words < 0 or not 0.0 <= self.english_words_mass < 1.0:
+            raise ConfigError(
+                "decoding.english_words must be >= 0 and decoding.english_words_mass in [0, 1), "
+                f"got {self.english_words} and {self.english_words_mass}"
             )
 
 
@@ -186,28 +127,60 @@ def lexicon_lines(words: Iterable[str], vocab: dict[str, int], word_sep: str) ->
     return out
 
 
+def spelled(sentence: str, vocab: dict[str, int], word_sep: str) -> str:
+    """``"play music"`` as the character LM reads it: ``"p l a y | m u s i c |"`` (characters
+    the vocabulary lacks dropped; every word ends with the separator, as a decoded path does)."""
+    words = ("".join(ch for ch in w if ch in vocab) for w in sentence.split())
+    return " ".join(f"{' '.join(w)} {word_sep}" for w in words if w)
+
+
 def write_lm(
     directory: str | Path,
     sentences: Sequence[str],
     vocab: dict[str, int],
     word_sep: str,
     config: DecodingConfig,
+    extra_words: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Write ``lm.arpa`` and ``lexicon.txt`` built from ``sentences`` (normalised text)."""
+    """Write ``lm.arpa`` and ``lexicon.txt`` built from ``sentences`` (normalised text) and
+    ``extra_words`` (word -> frequency: unigrams with ``config.english_words_mass``), and
+    ``char_lm.arpa`` when ``config.open_vocabulary``; a stale character LM is removed."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    arpa = kneser_ney_arpa(sentences, order=config.lm_order)
-    words = [w for s in sentences for w in s.split()]
-    lex = lexicon_lines(words, vocab, word_sep)
+    extra = {w: f for w, f in (extra_words or {}).items() if all(ch in vocab for ch in w)}
+    arpa = kneser_ney_arpa(
+        sentences,
+        order=config.lm_order,
+        extra_unigrams=extra,
+        extra_mass=config.english_words_mass if extra else 0.0,
+    )
+    lex = lexicon_lines([*(w for s in sentences for w in s.split()), *extra], vocab, word_sep)
     with atomic_write(directory / ARPA_FILE) as f:
         f.write(arpa)
     with atomic_write(directory / LEXICON_FILE) as f:
         f.write("\n".join(lex) + "\n")
-    return {"sentences": len(sentences), "lexicon_words": len(lex), "order": config.lm_order}
+    info = {
+        "sentences": len(sentences),
+        "lexicon_words": len(lex),
+        "extra_words": len(extra),
+        "order": config.lm_order,
+    }
+    if config.open_vocabulary:
+        chars = kneser_ney_arpa(
+            (spelled(s, vocab, word_sep) for s in sentences), order=config.char_lm_order
+        )
+        with atomic_write(directory / CHAR_ARPA_FILE) as f:
+            f.write(chars)
+        info["char_order"] = config.char_lm_order
+    else:
+        (directory / CHAR_ARPA_FILE).unlink(missing_ok=True)
+    return info
 
 
 class BeamDecoder:
-    """Lexicon + n-gram beam search over one utterance's ``(frames, vocab)`` log-probabilities."""
+    """Beam search over one utterance's ``(frames, vocab)`` log-probabilities: over the lexicon
+    with the word LM (``lexicon_free=False``), or spelling freely with the character LM, where
+    ``word_score`` is the bonus for each word finished (flashlight's silence score)."""
 
     def __init__(
         self,
@@ -222,6 +195,7 @@ class BeamDecoder:
         beam_size: int,
         beam_threshold: float,
         nbest: int = 16,
+        lexicon_free: bool = False,
     ) -> None:
         try:
             from torchaudio.models.decoder import ctc_decoder
@@ -233,19 +207,24 @@ class BeamDecoder:
         tokens = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
         if [vocab[t] for t in tokens] != list(range(len(tokens))):
             raise CheckpointError(f"{directory}: vocabulary ids are not 0..{len(tokens) - 1}")
-        self.lm_weight, self.word_score = lm_weight, word_score
+        lm = Path(directory, CHAR_ARPA_FILE if lexicon_free else ARPA_FILE)
+        if not lm.is_file():
+            raise CheckpointError(
+                f"{directory}: no {lm.name} for the {'open' if lexicon_free else 'beam'} search"
+            )
+        self.lm_weight, self.word_score, self.lexicon_free = lm_weight, word_score, lexicon_free
         with _native_output_silenced():  # KenLM draws a progress bar on stdout while loading
             self._decoder = ctc_decoder(
-                lexicon=str(Path(directory, LEXICON_FILE)),
+                lexicon=None if lexicon_free else str(Path(directory, LEXICON_FILE)),
                 tokens=tokens,
-                lm=str(Path(directory, ARPA_FILE)),
+                lm=str(lm),
                 nbest=nbest,
                 beam_size=beam_size,
                 beam_threshold=beam_threshold,
                 lm_weight=lm_weight,
-                word_score=word_score,
+                word_score=0.0 if lexicon_free else word_score,
                 unk_score=-math.inf,
-                sil_score=0.0,
+                sil_score=word_score if lexicon_free else 0.0,
                 blank_token=blank,
                 sil_token=word_sep,
                 unk_word=unk,
@@ -269,14 +248,28 @@ class BeamDecoder:
         hyps = self._decoder(emissions)[0]
         if not hyps:
             return BeamResult((), (), (), ((),), (0.0,))
+        words = [
+            self._spelled_words(h.tokens) if self.lexicon_free else tuple(h.words) for h in hyps
+        ]
         best = hyps[0]
         return BeamResult(
             tokens=tuple(int(t) for t in best.tokens),
             timesteps=tuple(int(t) for t in best.timesteps),
-            words=tuple(best.words),
-            alternatives=tuple(tuple(h.words) for h in hyps),
+            words=words[0],
+            alternatives=tuple(words),
             scores=tuple(float(h.score) for h in hyps),
         )
+
+    def _spelled_words(self, token_ids: Iterable[Any]) -> tuple[str, ...]:
+        """The words a lexicon-free path spells (special tokens such as ``<unk>`` dropped)."""
+        chars = []
+        for t in token_ids:
+            tok = self._tokens[int(t)]
+            if int(t) == self._sil:
+                chars.append(" ")
+            elif not (tok.startswith("<") and tok.endswith(">")):
+                chars.append(tok)
+        return tuple("".join(chars).split())
 
 
 @dataclass(frozen=True)
@@ -316,7 +309,8 @@ def has_lm(directory: str | Path) -> bool:
 
 
 def make_decoder(rec: Any, directory: str | Path, settings: dict[str, Any]) -> BeamDecoder:
-    """A beam decoder for ``rec``'s vocabulary with the LM files in ``directory``."""
+    """A decoder for ``rec``'s vocabulary with the LM files in ``directory``: the lexicon-free
+    search when ``settings["method"]`` is ``open``, else the lexicon search."""
     return BeamDecoder(
         directory,
         rec.vocab,
@@ -328,19 +322,35 @@ def make_decoder(rec: Any, directory: str | Path, settings: dict[str, Any]) -> B
         beam_size=int(settings.get("beam_size", 256)),
         beam_threshold=float(settings.get("beam_threshold", 25.0)),
         nbest=int(settings.get("nbest", 16)),
+        lexicon_free=settings.get("method") == "open",
     )
 
 
+def search_settings(directory: str | Path, settings: dict[str, Any], method: str) -> dict[str, Any]:
+    """The tuned settings of search ``method`` (``beam`` or ``open``) in ``decoding.json``:
+    the kept method's own, or the best of that search on dev (``searches``)."""
+    if settings.get("method") == method and "lm_weight" in settings:
+        return settings
+    tuned = settings.get("searches", {}).get(method)
+    if tuned is None:
+        have = sorted(settings.get("searches", {})) or ["greedy"]
+        raise CheckpointError(
+            f"{directory}: no tuned {method!r} search in {DECODING_FILE} (has: {', '.join(have)})"
+        )
+    return {**tuned, "method": method}
+
+
 def attach_decoder(rec: Any, directory: str | Path, method: str | None = None) -> None:
-    """Decode with the checkpoint's LM when it has one and its ``decoding.json`` (or
-    ``method``) says ``beam``; otherwise greedily."""
+    """Decode as the checkpoint's ``decoding.json`` says (or with search ``method``: ``beam``,
+    ``open`` or ``greedy``) when it has LM files; otherwise greedily."""
     rec.beam, rec.lm_dir = None, None
     if not has_lm(directory):
         return
     settings = read_decoding(directory)
     rec.lm_dir = Path(directory)
-    if (method or settings.get("method", "beam")) == "beam":
-        rec.beam = make_decoder(rec, directory, settings)
+    method = method or settings.get("method", "beam")
+    if method in SEARCHES:
+        rec.beam = make_decoder(rec, directory, search_settings(directory, settings, method))
 
 
 def read_decoding(directory: str | Path) -> dict[str, Any]:

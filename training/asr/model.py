@@ -122,10 +122,15 @@ class Recogniser:
         self.tokenizer.save_pretrained(directory)
         write_json(directory / TEMPERATURE_FILE, {"temperature": self.temperature})
         if self.lm_dir is not None and self.lm_dir.resolve() != directory.resolve():
-            from training.asr.lm import LM_FILES
+            from training.asr.lm import LM_FILES, OPTIONAL_LM_FILES
 
             for name in LM_FILES:
                 shutil.copyfile(self.lm_dir / name, directory / name)
+            for name in OPTIONAL_LM_FILES:
+                if (self.lm_dir / name).is_file():
+                    shutil.copyfile(self.lm_dir / name, directory / name)
+                else:
+                    (directory / name).unlink(missing_ok=True)
 
 
 def make_tokenizer(vocab: dict[str, int]) -> Any:

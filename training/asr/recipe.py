@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from earmark.core.manifest import ManifestRow
-from training.asr.config import load_asr_config, with_budget
+from training.asr.config import load_asr_config, with_budget, with_lm_text
 from training.asr.evaluate import evaluate_asr
 from training.asr.train import train_asr
 from training.asr.transcribe import ASRModel
@@ -29,8 +29,10 @@ class ASRRecipe:
         minutes: float,
         init: Path | None,
         log: Callable[[str], None],
+        lm_text: Sequence[str] = (),
     ) -> Path:
         cfg = with_budget(load_asr_config(config, tuple(overrides)), minutes=minutes)
+        cfg = with_lm_text(cfg, lm_text)
         # resume=True: an interrupted run of its own in out/last/ goes on (a save a kill cut
         # mid-swap put back first); with none, training starts from init
         result = train_asr(cfg, train, dev, out, init=init, resume=True, log=log)

@@ -34,6 +34,7 @@ from earmark.core.manifest import manifest_hash
 from training.asr.config import ASRConfig, SpecAugmentConfig, TrainConfig
 from training.asr.data import bucket_batches, collate
 from training.asr.features import Example, spec_augment
+from training.asr.lmtext import check_sources
 from training.asr.model import Recogniser
 from training.asr.start import (
     Views,
@@ -292,6 +293,8 @@ def train_asr(
     tc = config.train
     if tc.max_minutes <= 0 and tc.max_steps <= 0:
         raise ConfigError("train.max_minutes and train.max_steps are both 0: give a budget")
+    if config.decoding.method == "beam":
+        check_sources(config.decoding.lm_text, config.decoding.english_words)
     device = setup_torch(tc)
     bf16 = use_bf16(device, tc.precision)
     out = Path(out)

@@ -131,17 +131,17 @@ def model_version_of(checkpoint_dir: str | Path) -> str:
 def load_for_inference(
     checkpoint_dir: str | Path, device: torch.device, decoding: str | None = None
 ) -> Recogniser:
-    """The checkpoint ready to transcribe; ``decoding`` (``beam`` or ``greedy``) overrides the
-    method in its ``decoding.json`` (beam needs the checkpoint's LM)."""
+    """The checkpoint ready to transcribe; ``decoding`` (``beam``, ``open`` or ``greedy``)
+    overrides the method in its ``decoding.json`` (the searches need the checkpoint's LMs)."""
     if Path(checkpoint_dir, META_FILE).is_file():
         read_meta(checkpoint_dir, kind="asr")
     elif Path(checkpoint_dir).exists() and not Path(checkpoint_dir, "config.json").is_file():
         raise CheckpointError(f"{checkpoint_dir}: not an ASR checkpoint folder")
     rec = load_recogniser(checkpoint_dir)
     if decoding is not None:
-        if decoding not in ("beam", "greedy"):
-            raise CheckpointError(f"unknown decoding {decoding!r}: use beam or greedy")
-        if decoding == "beam" and not has_lm(checkpoint_dir):
+        if decoding not in ("beam", "open", "greedy"):
+            raise CheckpointError(f"unknown decoding {decoding!r}: use beam, open or greedy")
+        if decoding != "greedy" and not has_lm(checkpoint_dir):
             raise CheckpointError(
                 f"{checkpoint_dir}: has no language model for beam search "
                 "(lm.arpa, lexicon.txt, decoding.json); use greedy decoding"

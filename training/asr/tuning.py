@@ -18,12 +18,14 @@ from training.asr.data import bucket_batches
 from training.asr.features import Example
 from training.asr.lm import (
     LM_FILES,
+    OPTIONAL_LM_FILES,
     DecodingConfig,
     attach_decoder,
     make_decoder,
     write_decoding,
     write_lm,
 )
+from training.asr.lmtext import english_words, read_lm_text
 from training.asr.model import Recogniser
 from training.asr.tokens import WORD_SEP
 from training.asr.transcribe import batch_log_probs, decode
@@ -77,16 +79,18 @@ def choose_decoding(
     asks for it, else greedy; either way attached to ``rec`` and its settings returned."""
     if dc.method == "beam":
         return tune_decoding(rec, out, transcripts, dev, dev_lp, dc, log)
-    for name in LM_FILES:  # a stale LM from an earlier run in this folder must not load
+    for name in (*LM_FILES, *OPTIONAL_LM_FILES):  # a stale LM in this folder must not load
         (out / name).unlink(missing_ok=True)
     rec.beam, rec.lm_dir = None, None
     return {"method": "greedy"}
 
 
-def beam_settings(dc: DecodingConfig, lm_weight: float, word_score: float) -> dict[str, Any]:
-    """The beam decoder's settings at one point of the grid."""
+def beam_settings(
+    dc: DecodingConfig, lm_weight: float, word_score: float, method: str = "beam"
+) -> dict[str, Any]:
+    """A search's settings (``beam`` or ``open``) at one point of its grid."""
     return {
-        "method": "beam",
+        "method": method,
         "lm_weight": lm_weight,
         "word_score": word_score,
         "beam_size": dc.beam_size,
@@ -96,7 +100,8 @@ def beam_settings(dc: DecodingConfig, lm_weight: float, word_score: float) -> di
 
 
 class BeamWERs:
-    """Dev WER of beam decoding per (LM weight, word score), each pair decoded once."""
+    """Dev WER of one search (``beam`` or ``open``) per (LM weight, word score), each pair
+    decoded once."""
 
     def __init__(
         self,
@@ -105,14 +110,17 @@ class BeamWERs:
         dev: list[Example],
         dev_lp: list[np.ndarray],
         dc: DecodingConfig,
+        method: str = "beam",
     ) -> None:
         self.rec, self.lm_dir, self.dev, self.dev_lp, self.dc = rec, lm_dir, dev, dev_lp, dc
+        self.method = method
         self.wers: dict[tuple[float, float], float] = {}
 
     def __call__(self, lm_weight: float, word_score: float) -> float:
         key = (float(lm_weight), float(word_score))
         if key not in self.wers:
-            self.rec.beam = make_decoder(self.rec, self.lm_dir, beam_settings(self.dc, *key))
+            settings = beam_settings(self.dc, *key, method=self.method)
+            self.rec.beam = make_decoder(self.rec, self.lm_dir, settings)
             self.wers[key] = dev_rates_of(self.rec, self.dev, self.dev_lp)["wer"]
         return self.wers[key]
 
@@ -120,32 +128,53 @@ class BeamWERs:
         """The pair with the lowest WER so far (ties: the pair decoded first)."""
         return min(self.wers, key=self.wers.__getitem__)
 
+    def best_settings(self) -> dict[str, Any]:
+        """The best pair's settings with its dev WER and the whole grid decoded."""
+        lw, ws = self.best()
+        grid = {f"{k[0]:g}/{k[1]:g}": w for k, w in self.wers.items()}
+        return {
+            **beam_settings(self.dc, lw, ws, self.method),
+            "dev_wer": self.wers[(lw, ws)],
+            "grid_dev_wer": grid,
+        }
 
-def search_decoding(wer: BeamWERs, dc: DecodingConfig, log: Log) -> None:
-    """Decode the grid ``dc.lm_weights`` x ``dc.word_scores``; then search the LM weight along
-    its axis at the best word score, and the word score along its axis at the best LM weight
-    (``search_grid``: past an edge that wins, ``dc.grid_extensions`` values at most each)."""
-    for lm_weight in dc.lm_weights:
-        for word_score in dc.word_scores:
+
+def search_decoding(
+    wer: BeamWERs,
+    lm_weights: tuple[float, ...],
+    word_scores: tuple[float, ...],
+    max_extensions: int,
+    log: Log,
+) -> None:
+    """Decode the grid ``lm_weights`` x ``word_scores``; then search the LM weight along its
+    axis at the best word score, and the word score along its axis at the best LM weight
+    (``search_grid``: past an edge that wins, ``max_extensions`` values at most each)."""
+    for lm_weight in lm_weights:
+        for word_score in word_scores:
             wer(lm_weight, word_score)
     _, ws = wer.best()
     lm_axis = search_grid(
         lambda v: wer(v, ws),
-        dc.lm_weights,
+        lm_weights,
         lower=0.0,
-        max_extensions=dc.grid_extensions,
+        max_extensions=max_extensions,
         known={k[0]: w for k, w in wer.wers.items() if k[1] == ws},
     )
     lw = lm_axis.best
     ws_axis = search_grid(
         lambda v: wer(lw, v),
-        dc.word_scores,
-        max_extensions=dc.grid_extensions,
+        word_scores,
+        max_extensions=max_extensions,
         known={k[1]: w for k, w in wer.wers.items() if k[0] == lw},
     )
     for note in (lm_axis.describe("LM weight"), ws_axis.describe("word score")):
         if note:
-            log(f"decoding: {note}")
+            log(f"decoding ({wer.method}): {note}")
+
+
+def lm_sentences(transcripts: list[str], dc: DecodingConfig) -> list[str]:
+    """What the LMs learn from: the training transcripts, then ``dc.lm_text``'s lines."""
+    return [*transcripts, *read_lm_text(dc.lm_text)]
 
 
 def tune_decoding(
@@ -157,33 +186,64 @@ def tune_decoding(
     dc: DecodingConfig,
     log: Log,
 ) -> dict[str, Any]:
-    """Build the lexicon + n-gram LM from the training transcripts into ``out`` and pick the
-    LM weight and word score with the lowest dev WER (``search_decoding``, one dev decoding per
-    new pair); greedy stays when it beats them all."""
-    info = write_lm(out, transcripts, rec.vocab, WORD_SEP, dc)
+    """Build the lexicon and LMs from the transcripts and ``dc``'s extra text into ``out`` and
+    tune each search on dev (``search_decoding``: the lexicon search; with
+    ``dc.open_vocabulary`` the lexicon-free one too); the lowest dev WER of greedy and the
+    searches is kept, and every search's best settings are stored (``searches``), so that
+    ``--decoding beam|open`` can pick one later."""
+    sentences = lm_sentences(transcripts, dc)
+    info = write_lm(out, sentences, rec.vocab, WORD_SEP, dc, english_words(dc.english_words))
+    info["lm_text"] = list(dc.lm_text)
     rec.beam, rec.lm_dir = None, out
     greedy = dev_rates_of(rec, dev, dev_lp)["wer"]
-    wer = BeamWERs(rec, out, dev, dev_lp, dc)
-    search_decoding(wer, dc, log)
+    grids = {"beam": (dc.lm_weights, dc.word_scores)}
+    if dc.open_vocabulary:
+        grids["open"] = (dc.open_lm_weights, dc.open_word_scores)
+    searches = {}
+    for method, (lm_weights, word_scores) in grids.items():
+        wer = BeamWERs(rec, out, dev, dev_lp, dc, method)
+        search_decoding(wer, lm_weights, word_scores, dc.grid_extensions, log)
+        searches[method] = wer.best_settings()
     best: dict[str, Any] = {"method": "greedy", "dev_wer": greedy}
-    lw, ws = wer.best()
-    if wer.wers[(lw, ws)] < greedy:
-        best = {**beam_settings(dc, lw, ws), "dev_wer": wer.wers[(lw, ws)]}
-    grid = {f"{k[0]:g}/{k[1]:g}": w for k, w in wer.wers.items()}
-    settings = {**best, **info, "dev_wer_greedy": greedy, "grid_dev_wer": grid}
+    winner = min(searches.values(), key=lambda s: float(s["dev_wer"]))
+    if winner["dev_wer"] < greedy:
+        best = {k: v for k, v in winner.items() if k != "grid_dev_wer"}
+    settings = {
+        **best,
+        **info,
+        "dev_wer_greedy": greedy,
+        "grid_dev_wer": searches["beam"]["grid_dev_wer"],
+        "searches": searches,
+    }
     write_decoding(out, settings)
     attach_decoder(rec, out)
-    chosen = (
-        f" (LM weight {best['lm_weight']:g}, word score {best['word_score']:g})"
-        if best["method"] == "beam"
-        else ""
-    )
-    log(
-        f"decoding: {best['method']}{chosen}, dev WER {best['dev_wer']:.4f} (greedy "
-        f"{greedy:.4f}) over {len(wer.wers)} settings; {info['order']}-gram LM and lexicon of "
-        f"{info['lexicon_words']} words from {info['sentences']} transcripts"
-    )
+    log(f"decoding: {describe(settings)}")
     return settings
+
+
+def describe(settings: dict[str, Any]) -> str:
+    """One line: the method kept and its dev WER against greedy and the other search."""
+    chosen = settings["method"]
+    if chosen in settings["searches"]:
+        s = settings["searches"][chosen]
+        chosen += f" (LM weight {s['lm_weight']:g}, word score {s['word_score']:g})"
+    others = ", ".join(
+        f"{m} {s['dev_wer']:.4f}"
+        for m, s in settings["searches"].items()
+        if m != settings["method"]
+    )
+    lm = (
+        f"{settings['order']}-gram LM and lexicon of {settings['lexicon_words']} words from "
+        f"{settings['sentences']} sentences"
+    )
+    if settings.get("extra_words"):
+        lm += f" and {settings['extra_words']} English words"
+    if "char_order" in settings:
+        lm += f"; {settings['char_order']}-gram character LM"
+    return (
+        f"{chosen}, dev WER {settings['dev_wer']:.4f} (greedy {settings['dev_wer_greedy']:.4f}"
+        f"{', ' + others if others else ''}); {lm}"
+    )
 
 
 def fit_dev_temperature(

@@ -27,6 +27,7 @@ class NLURecipe:
         minutes: float,
         init: Path | None,
         log: Callable[[str], None],
+        lm_text: Sequence[str] = (),
     ) -> Path:
         cfg = with_budget(load_nlu_config(config, tuple(overrides)), minutes=minutes)
         # resume=True: an interrupted run of its own in out/last/ goes on (a save a kill cut
