@@ -10,6 +10,9 @@ Parts (run all, or some with ``--parts``; results merge into one JSON file):
   batch), and transcription real-time factor of ``transcribe`` against the
   ``automatic-speech-recognition`` pipeline, measured in the same run.
 - ``memory``: peak RSS of transcribing 10,000 against 1,000 utterances (separate processes).
+- ``openvocab``: real SLURP requests spoken by the built-in voices, recognised by the
+  ``builtin`` checkpoint with LM text, the open-vocabulary search and English words
+  (``scripts/bench_openvocab.py``).
 
 The cores are shared with other jobs here: the load average is recorded beside each figure.
 
@@ -119,6 +122,19 @@ def train_and_test(
     metrics["training"] = {k: v for k, v in trained.items() if not isinstance(v, dict)}
     metrics["load_average"] = {"start": start_load, "end": load()}
     return metrics
+
+
+def part_openvocab(args: argparse.Namespace) -> dict[str, Any]:
+    from bench_openvocab import part_openvocab as run
+
+    variants = [v.strip() for v in args.openvocab_variants.split(",") if v.strip()]
+    return run(
+        args.work / "builtin_ckpt",
+        builtin_train_manifest(args.corpus, args.work),
+        args.work / "openvocab",
+        log,
+        variants,
+    )
 
 
 def part_builtin(args: argparse.Namespace) -> dict[str, Any]:
@@ -437,6 +453,10 @@ def table(results: dict[str, Any]) -> str:
         if "ratio_greedy" in t:
             row("transcribe speed ratio pipeline/ours greedy", t["ratio_greedy"], ">= 1.0")
             row("  same text as the pipeline (ours greedy)", t["greedy_same_text_share"])
+    if o := results.get("openvocab"):
+        from bench_openvocab import openvocab_rows
+
+        openvocab_rows(o, row)
     if m := results.get("memory"):
         row("peak RSS MB, 1,000 utterances", m["1000"]["max_rss_mb"])
         row("peak RSS MB, 10,000 utterances", m["10000"]["max_rss_mb"])
@@ -485,6 +505,11 @@ def main() -> None:
         action="store_true",
         help="builtin/fsdd: evaluate the checkpoint already in --work instead of training again",
     )
+    ap.add_argument(
+        "--openvocab-variants",
+        default="closed,lm_text,lm_text_open,lm_text_english,lm_text_english_open",
+        help="openvocab: the decoding variants to build and test (scripts/bench_openvocab.py)",
+    )
     ap.add_argument("--speed-seconds", type=float, default=90.0)
     ap.add_argument("--speed-utts", type=int, default=400)
     ap.add_argument("--rtf-utts", type=int, default=300)
@@ -497,7 +522,10 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    if any(p in parts for p in ("builtin", "speed")) and not (args.corpus / "seed.jsonl").is_file():
+    if (
+        any(p in parts for p in ("builtin", "speed", "openvocab"))
+        and not (args.corpus / "seed.jsonl").is_file()
+    ):
         log(f"no corpus at {args.corpus}: running earmark corpus synth")
         subprocess.run(["earmark", "corpus", "synth", "--out", str(args.corpus)], check=True)
     out_json = args.work / "bench_asr.json"
@@ -506,6 +534,7 @@ def main() -> None:
         "fsdd": part_fsdd,
         "speed": part_speed,
         "memory": part_memory,
+        "openvocab": part_openvocab,
     }
     for part in parts:
         if part not in runners:

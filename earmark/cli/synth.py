@@ -88,6 +88,11 @@ def speak_command(
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for phrases.jsonl and audio/."),
     repeats: int = typer.Option(1, "--repeats", help="Renderings of each phrase by each voice."),
+    voices_per_phrase: int = typer.Option(
+        0,
+        "--voices-per-phrase",
+        help="Speak each phrase in this many voices drawn at random (0 = every voice).",
+    ),
     sample_rate: int = typer.Option(
         16000, "--sample-rate", help="8000 for telephone-band audio like the recordings it joins."
     ),
@@ -97,7 +102,7 @@ def speak_command(
     ),
     overrides: list[str] = typer.Option([], "--set", help="Override a config key (repeatable)."),
 ) -> None:
-    """Speak your own phrases in every built-in voice (labelled speech for a new vocabulary).
+    """Speak your own phrases in the built-in voices (labelled speech for a new vocabulary).
 
     Writes OUT/phrases.jsonl (id, audio, text) and OUT/audio/*.wav; a rebuild reuses the audio.
     """
@@ -109,7 +114,7 @@ def speak_command(
     lines = [line.strip() for line in phrases.read_text().splitlines() if line.strip()]
     manifest = speak_phrases(
         lines, out, load_config(SynthConfig, config, overrides), seed=seed, repeats=repeats,
-        sample_rate=sample_rate,
+        voices_per_phrase=voices_per_phrase, sample_rate=sample_rate,
     )  # fmt: skip
     n = len(read_manifest(manifest))
     Console(highlight=False, soft_wrap=True).print(

@@ -37,21 +37,41 @@ from earmark.dsp import load_audio
 
 
 def plan_phrases(
-    phrases: Sequence[str], config: SynthConfig, seed: int, engines: Sequence[str], repeats: int
+    phrases: Sequence[str],
+    config: SynthConfig,
+    seed: int,
+    engines: Sequence[str],
+    repeats: int,
+    voices_per_phrase: int = 0,
 ) -> list[PlannedUtterance]:
-    """Every (phrase, voice, repeat) rendering, a pure function of the arguments. Babble noise
-    is left out (it needs the corpus's talkers); the other noise kinds keep their share."""
+    """Every (phrase, voice, repeat) rendering, a pure function of the arguments: in every
+    voice, or with ``voices_per_phrase`` > 0 in that many voices drawn for each phrase (a test
+    set of many phrases each said once). Babble noise is left out (it needs the corpus's
+    talkers); the other noise kinds keep their share."""
     texts = [normalize(p) for p in phrases]
     if not texts or any(not t for t in texts):
         raise CorpusError("phrases: need at least one non-empty phrase")
-    if repeats < 1:
-        raise CorpusError(f"phrases: repeats must be >= 1, got {repeats}")
+    if repeats < 1 or voices_per_phrase < 0:
+        raise CorpusError(
+            f"phrases: repeats must be >= 1 and voices_per_phrase >= 0, got {repeats} and "
+            f"{voices_per_phrase}"
+        )
     kinds = tuple(k for k in config.noise.kinds if k != "babble") or ("white",)
     noise = replace(config.noise, kinds=kinds)
     rng = random.Random(f"earmark-phrases-{seed}")
+    voices = choose_voices(config, engines, seed)
+    pick = random.Random(f"earmark-phrase-voices-{seed}")
+    heard_by = [
+        set(pick.sample(range(len(voices)), min(voices_per_phrase, len(voices))))
+        if voices_per_phrase
+        else set(range(len(voices)))
+        for _ in texts
+    ]
     plan = []
-    for voice in choose_voices(config, engines, seed):
+    for v, voice in enumerate(voices):
         for t, text in enumerate(texts):
+            if v not in heard_by[t]:
+                continue
             for r in range(repeats):
                 uid = f"phrase-{t:03d}-{voice.id}-{r}"
                 label = Label(uid, text, source=LabelSource.SEED)
@@ -68,10 +88,12 @@ def speak_phrases(
     *,
     seed: int = 0,
     repeats: int = 1,
+    voices_per_phrase: int = 0,
     sample_rate: int = SAMPLE_RATE,
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
-    """Render ``phrases`` in every voice of ``config`` into ``out_dir``; returns the manifest.
+    """Render ``phrases`` in every voice of ``config`` (or ``voices_per_phrase`` of them each)
+    into ``out_dir``; returns the manifest.
 
     Raises ``CorpusError`` when no speech synthesiser is installed or a phrase is empty.
     """
@@ -81,7 +103,9 @@ def speak_phrases(
     engines = find_engines(
         config.engines, espeak_backend=config.espeak_backend, use_wheel=config.espeak_wheel
     )
-    plan = plan_phrases(phrases, config, seed, [e for e in ENGINES if e in engines], repeats)
+    plan = plan_phrases(
+        phrases, config, seed, [e for e in ENGINES if e in engines], repeats, voices_per_phrase
+    )
     out = Path(out_dir)
     (out / "audio").mkdir(parents=True, exist_ok=True)
 

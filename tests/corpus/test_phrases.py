@@ -29,6 +29,20 @@ def test_plan_covers_every_voice_phrase_and_repeat_deterministically():
         plan_phrases(["five", "  "], cfg, 0, ("espeak-ng",), repeats=1)
 
 
+def test_each_phrase_in_a_few_voices_drawn_for_it():
+    cfg = SynthConfig(n_voices=6)
+    phrases = [f"phrase {n}" for n in range(40)]
+    plan = plan_phrases(phrases, cfg, 0, ("espeak-ng", "flite"), repeats=1, voices_per_phrase=2)
+    assert len(plan) == 40 * 2
+    by_phrase: dict[str, set[str]] = {}
+    for u in plan:
+        by_phrase.setdefault(u.label.text, set()).add(u.voice.id)
+    assert all(len(v) == 2 for v in by_phrase.values())
+    assert len({u.voice.id for u in plan}) == 6  # the voices are shared out, not one pair
+    again = plan_phrases(phrases, cfg, 0, ("espeak-ng", "flite"), repeats=1, voices_per_phrase=2)
+    assert [u.audio_name for u in again] == [u.audio_name for u in plan]
+
+
 def test_speaks_band_limited_audio_and_reuses_it(tmp_path):
     cfg = SynthConfig(n_voices=2)
     manifest = speak_phrases(["two", "seven"], tmp_path, cfg, repeats=1, sample_rate=8000)
