@@ -105,9 +105,7 @@ def test_pairing_narrows_the_interval_on_correlated_systems() -> None:
     paired = paired_bootstrap(base, cand, n, better="higher", n_resamples=500)
     # unpaired: each system resampled on its own draws
     draws = np.random.default_rng(4)
-    unpaired = [
-        cand(draws.integers(0, n, n)) - base(draws.integers(0, n, n)) for _ in range(500)
-    ]
+    unpaired = [cand(draws.integers(0, n, n)) - base(draws.integers(0, n, n)) for _ in range(500)]
     unpaired_width = float(np.quantile(unpaired, 0.975) - np.quantile(unpaired, 0.025))
     assert paired.high - paired.low < unpaired_width / 2
     assert paired.low > 0  # significant paired; the unpaired interval straddles 0
