@@ -84,9 +84,8 @@ def score_checkpoints(
         if str(checkpoint) in out:
             continue
         kind = read_meta(checkpoint).kind
-        evaluator(
-            kind, str(checkpoint)
-        )  # an unknown kind, or a missing NLU extra, fails before any decoding
+        # an unknown kind, or a missing NLU extra, fails before any decoding
+        evaluator(kind, str(checkpoint))
         if kind == "asr":
             from training.asr.evaluate import score_asr
 
@@ -102,10 +101,11 @@ def score_checkpoints(
     return out
 
 
-def check_fields(rows: Sequence[ManifestRow], fields: Sequence[str]) -> None:
-    """Raise ``ManifestError`` naming each ``--by`` field that no row of the manifest has."""
-    available = sorted({key for row in rows for key in row_to_dict(row)})
-    unknown = [f for f in fields if f not in available]
+def check_fields(fields_of: dict[str, dict[str, Any]], by: Sequence[str]) -> None:
+    """Raise ``ManifestError`` naming each ``by`` field that no row has (``fields_of``: each
+    row's manifest object by id), and the fields there are."""
+    available = sorted({key for fields in fields_of.values() for key in fields})
+    unknown = [f for f in by if f not in available]
     if unknown:
         raise ManifestError(
             f"--by: no row of the manifest has the field(s) {', '.join(map(repr, unknown))}; "
@@ -116,8 +116,8 @@ def check_fields(rows: Sequence[ManifestRow], fields: Sequence[str]) -> None:
 def group_positions(
     ids: Sequence[str], fields_of: dict[str, dict[str, Any]], field: str
 ) -> dict[str, list[int]]:
-    """``{value: positions in ids}`` of the rows by their ``field`` (``MISSING`` without it);
-    values that are not strings are shown as JSON."""
+    """``{value: positions in ids}`` of the rows by their ``field`` (``MISSING`` without it),
+    sorted by value; values that are not strings are shown as JSON."""
     groups: dict[str, list[int]] = {}
     for i, uid in enumerate(ids):
         value = fields_of[uid].get(field)
@@ -131,14 +131,36 @@ def group_positions(
     return dict(sorted(groups.items()))
 
 
-def _difference(
-    ev: Evaluator, baseline: tuple[str, Any] | None, scores: Any, n_resamples: int
-) -> dict[str, Any] | None:
-    if baseline is None:
-        return None
+Baseline = tuple[str, Any]  # (checkpoint, its per-utterance scores)
+
+
+def paired_report(
+    ev: Evaluator, baseline: Baseline, scores: Any, n_resamples: int
+) -> dict[str, Any]:
+    """``{"baseline": checkpoint, "metrics": {name: PairedDifference.to_dict()}}``."""
     name, base = baseline
     diffs = ev.compare(base, scores, n_resamples)
     return {"baseline": name, "metrics": {k: d.to_dict() for k, d in diffs.items()}}
+
+
+def group_reports(
+    ev: Evaluator,
+    scores: Any,
+    baseline: Baseline | None,
+    groups: dict[str, list[int]],
+    n_resamples: int,
+) -> dict[str, dict[str, Any]]:
+    """The figures (without the worst utterances) of each group of utterances, and their
+    paired difference from the baseline's on the same utterances."""
+    out: dict[str, dict[str, Any]] = {}
+    for value, positions in groups.items():
+        part = scores.subset(positions)
+        report = {k: v for k, v in ev.summarize(part, n_resamples).items() if k != "worst"}
+        if baseline is not None:
+            base_part = (baseline[0], baseline[1].subset(positions))
+            report["difference"] = paired_report(ev, base_part, part, n_resamples)
+        out[value] = report
+    return out
 
 
 def evaluate_checkpoints(
@@ -150,36 +172,31 @@ def evaluate_checkpoints(
     decoding: str | None = None,
     by: Sequence[str] = (),
 ) -> dict[str, dict[str, Any]]:
-    """The report: ``{checkpoint: figures}``, the figures of its evaluator plus, for every
-    checkpoint after the first of its kind, ``difference`` (``{"baseline", "metrics": {name:
-    PairedDifference.to_dict()}}``) and, per ``by`` field, ``by[field][value]`` (figures and
-    difference of that group's utterances)."""
+    """The report: ``{checkpoint: figures}``, the figures of its evaluator and its ``kind``,
+    plus, for each checkpoint after the first of its kind (the baseline), ``difference``
+    (``paired_report``) and, per ``by`` field, ``by[field][value]`` (``group_reports``)."""
     from earmark.core.manifest import read_manifest
 
     rows = read_manifest(manifest)
-    check_fields(rows, by)  # before any decoding
     fields_of = {row.id: row_to_dict(row) for row in rows}
+    check_fields(fields_of, by)  # before any decoding
     scored = score_checkpoints(checkpoints, rows, asr_checkpoint, decoding)
-    first: dict[str, tuple[str, Any]] = {}  # kind -> (name, scores) of the baseline
+    baselines: dict[str, Baseline] = {}  # the first checkpoint of each kind
     report: dict[str, dict[str, Any]] = {}
     for name, (kind, scores) in scored.items():
         ev = evaluator(kind)
-        baseline = first.setdefault(kind, (name, scores))
-        baseline_or_none = None if baseline[0] == name else baseline
+        baseline = baselines.setdefault(kind, (name, scores))
+        against = None if baseline[0] == name else baseline
         result = {"kind": kind, **ev.summarize(scores, n_resamples)}
-        if (diff := _difference(ev, baseline_or_none, scores, n_resamples)) is not None:
-            result["difference"] = diff
+        if against is not None:
+            result["difference"] = paired_report(ev, against, scores, n_resamples)
         if by:
-            result["by"] = {}
-        for field in by:
-            result["by"][field] = {}
-            for value, positions in group_positions(scores.ids, fields_of, field).items():
-                part = scores.subset(positions)
-                group = {k: v for k, v in ev.summarize(part, n_resamples).items() if k != "worst"}
-                if baseline_or_none is not None:
-                    base_part = (baseline[0], baseline[1].subset(positions))
-                    group["difference"] = _difference(ev, base_part, part, n_resamples)
-                result["by"][field][value] = group
+            result["by"] = {
+                field: group_reports(
+                    ev, scores, against, group_positions(scores.ids, fields_of, field), n_resamples
+                )
+                for field in by
+            }
         report[name] = result
     return report
 
@@ -234,9 +251,11 @@ def _cell(value: Any) -> str:
 
 
 def _diff_cell(d: dict[str, Any]) -> str:
+    """``+0.0100 [-0.0200, +0.0300]`` and, below, how often the candidate wins and the p."""
+    p = d["p_two_sided"]
     return (
         f"{d['value']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]\n"
-        f"better in {d['p_better']:.0%}, p={d['p_two_sided']:.3f}"
+        f"better in {d['p_better']:.0%}, " + ("p~0" if p == 0 else f"p={p:.3f}")
     )
 
 
@@ -308,32 +327,29 @@ def _difference_table(report: dict[str, dict[str, Any]]) -> Any:
 def _group_table(
     field: str, name: str, groups: dict[str, dict[str, Any]], headline: Sequence[str]
 ) -> Any:
-    """One row per value of ``field``: its ``headline`` figures and, for a candidate, their
-    paired differences from the baseline on the same utterances."""
+    """One row per value of ``field``: its ``headline`` figures and, for a candidate, below
+    each its paired difference from the baseline on the same utterances."""
     from rich.table import Table
 
     some = next(iter(groups.values()), {})
-    paired = list(headline) if "difference" in some else []
     title = f"by {field}: {name}"
-    if paired:
-        title += f" (difference from {some['difference']['baseline']})"
+    if "difference" in some:
+        title += f" (and its difference from {some['difference']['baseline']})"
     table = Table(title=title)
     table.add_column(field)
     table.add_column("n")
     for key in headline:
-        table.add_column(key)
-    for key in paired:
-        better = some["difference"]["metrics"][key]["better"]
-        table.add_column(f"diff {key} ({better} is better)")
+        better = some.get("difference", {}).get("metrics", {}).get(key, {}).get("better")
+        table.add_column(f"{key} ({better} is better)" if better else key)
     for value, res in groups.items():
-        n = res.get("n_utterances", res.get("n", ""))
-        diffs = res["difference"]["metrics"] if paired else {}
-        table.add_row(
-            value,
-            str(n),
-            *(_cell(res.get(k, "")) for k in headline),
-            *(_diff_cell(diffs[k]) for k in paired),
-        )
+        cells = []
+        for key in headline:
+            cell = _cell(res.get(key, ""))
+            if "difference" in res:
+                cell += "\ndiff " + _diff_cell(res["difference"]["metrics"][key])
+            cells.append(cell)
+        n = str(res.get("n_utterances", res.get("n", "")))
+        table.add_row(value, n, *cells, end_section="difference" in res)
     return table
 
 
