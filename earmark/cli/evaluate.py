@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from earmark.core.errors import CheckpointError, EarmarkError, ManifestError
-from earmark.core.manifest import ManifestRow, row_to_dict
+from earmark.core.manifest import ManifestRow, read_manifest, row_to_dict
 
 if TYPE_CHECKING:  # numpy stays out of the CLI's start-up
     from earmark.core.stats import Better, PairedDifference
@@ -175,8 +175,6 @@ def evaluate_checkpoints(
     """The report: ``{checkpoint: figures}``, the figures of its evaluator and its ``kind``,
     plus, for each checkpoint after the first of its kind (the baseline), ``difference``
     (``paired_report``) and, per ``by`` field, ``by[field][value]`` (``group_reports``)."""
-    from earmark.core.manifest import read_manifest
-
     rows = read_manifest(manifest)
     fields_of = {row.id: row_to_dict(row) for row in rows}
     check_fields(fields_of, by)  # before any decoding
