@@ -71,7 +71,10 @@ def test_a_checkpoint_against_its_copy_and_by_intent(tiny_checkpoint, nlu_data, 
         assert group["difference"]["metrics"]["intent_accuracy"]["value"] == 0.0
         assert group["intent_accuracy"] == groups[value]["intent_accuracy"]
 
-    table = CliRunner().invoke(app, ["evaluate", *args, "--by", "intent", "--resamples", "50"])
+    wide = {"COLUMNS": "200"}  # rich wraps cells to the terminal's width
+    table = CliRunner().invoke(
+        app, ["evaluate", *args, "--by", "intent", "--resamples", "50"], env=wide
+    )
     assert table.exit_code == 0, table.output
     assert "higher is better" in table.stdout
     assert "by intent" in table.stdout
