@@ -1,13 +1,15 @@
 """Metric statistics shared by the ASR and NLU evaluations (numpy only).
 
-Bootstrap confidence intervals, AUROC and rank correlation of a confidence for predicting
-errors, and expected calibration error.
+Bootstrap confidence intervals (of one system, and of the paired difference of two systems
+scored on the same items), AUROC and rank correlation of a confidence for predicting errors,
+and expected calibration error.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -53,6 +55,95 @@ def bootstrap(
     alpha = (1 - level) / 2
     return Estimate(
         value, float(np.quantile(samples, alpha)), float(np.quantile(samples, 1 - alpha))
+    )
+
+
+Better = Literal["lower", "higher"]  # which values of a metric are the better ones
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """``candidate - baseline`` of one metric on the same items, with its 95% paired-bootstrap
+    interval.
+
+    ``p_better`` is the share of resamples in which the candidate is strictly better (by
+    ``better``: "lower" or "higher" values); ``p_two_sided`` is the bootstrap's two-sided
+    p-value-like figure ``2 * min(share(diff <= 0), share(diff >= 0))``, capped at 1 (1 when
+    the two never differ).
+    """
+
+    value: float
+    low: float
+    high: float
+    baseline: float
+    candidate: float
+    better: Better
+    p_better: float
+    p_two_sided: float
+
+    def to_dict(self) -> dict[str, float | str]:
+        return {
+            "value": self.value,
+            "low": self.low,
+            "high": self.high,
+            "baseline": self.baseline,
+            "candidate": self.candidate,
+            "better": self.better,
+            "p_better": self.p_better,
+            "p_two_sided": self.p_two_sided,
+        }
+
+    def __str__(self) -> str:
+        return f"{self.value:+.4f} [{self.low:+.4f}, {self.high:+.4f}]"
+
+
+def paired_bootstrap(
+    baseline: Callable[[np.ndarray], float],
+    candidate: Callable[[np.ndarray], float],
+    n_items: int,
+    *,
+    better: Better,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> PairedDifference:
+    """Percentile bootstrap of ``candidate(idx) - baseline(idx)`` over the same resampled items.
+
+    Both statistics score the same ``n_items`` items (the same utterances, in the same order)
+    and receive the same index array in each resample, so what the two systems share (hard
+    utterances) cancels out of the difference: a corpus-level ratio such as WER is recomputed
+    for both systems on the same indices before the two are subtracted. The draws are those
+    of ``bootstrap`` with the same ``seed``. ``better`` ("lower" or "higher") only decides
+    ``p_better``. Resamples where either statistic is NaN are dropped.
+    """
+    if better not in ("lower", "higher"):
+        raise ValueError(f"paired_bootstrap: better must be 'lower' or 'higher', got {better!r}")
+    nan = float("nan")
+    if n_items == 0:
+        return PairedDifference(nan, nan, nan, nan, nan, better, nan, nan)
+    rng = np.random.default_rng(seed)
+    every = np.arange(n_items)
+    base, cand = float(baseline(every)), float(candidate(every))
+    diffs = []
+    for _ in range(n_resamples):
+        idx = rng.integers(0, n_items, n_items)
+        diffs.append(float(candidate(idx)) - float(baseline(idx)))
+    samples = np.array(diffs, dtype=float)
+    samples = samples[~np.isnan(samples)]
+    if samples.size == 0:
+        return PairedDifference(cand - base, nan, nan, base, cand, better, nan, nan)
+    improvement = -samples if better == "lower" else samples
+    p_two_sided = min(1.0, 2 * min(float((samples <= 0).mean()), float((samples >= 0).mean())))
+    alpha = (1 - level) / 2
+    return PairedDifference(
+        cand - base,
+        float(np.quantile(samples, alpha)),
+        float(np.quantile(samples, 1 - alpha)),
+        base,
+        cand,
+        better,
+        float((improvement > 0).mean()),
+        p_two_sided,
     )
 
 
