@@ -212,7 +212,7 @@ def evaluate_command(
     decoding: str | None = typer.Option(
         None,
         "--decoding",
-        help="ASR decoding: beam (the checkpoint's LM) or greedy; default: each checkpoint's own.",
+        help="ASR decoding: beam (lexicon + word LM), open (lexicon-free) or greedy; default: each checkpoint's own.",
     ),
     by: list[str] = typer.Option(
         [],
