@@ -139,14 +139,17 @@ def part_openvocab(args: argparse.Namespace) -> dict[str, Any]:
 
 def part_builtin(args: argparse.Namespace) -> dict[str, Any]:
     train = builtin_train_manifest(args.corpus, args.work)
-    log(f"builtin: training {args.minutes} min on {train}")
-    return train_and_test(
+    log(f"builtin: training {args.minutes} min on {train} {' '.join(args.builtin_set)}")
+    res = train_and_test(
         train,
         args.corpus / "dev.jsonl",
         args.corpus / "test.jsonl",
         args.work / "builtin_ckpt",
         args.minutes,
+        tuple(args.builtin_set),
     )
+    res["overrides"] = list(args.builtin_set)
+    return res
 
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -474,6 +477,13 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=20.0)
     ap.add_argument("--fsdd-minutes", type=float, default=8.0)
     ap.add_argument("--fsdd-test-speaker", default="yweweler")
+    ap.add_argument(
+        "--builtin-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="builtin: an ASR config override, e.g. model.units=bpe (repeatable)",
+    )
     ap.add_argument(
         "--fsdd-set",
         action="append",

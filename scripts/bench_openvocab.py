@@ -107,7 +107,7 @@ def evaluate_variant(
 def lm_build_seconds(lm_text: Path, n: int = 100_000) -> dict[str, float]:
     """Seconds to build the word 4-gram and the character 8-gram from ``n`` sentences: SLURP
     sentences with words dropped and swapped at random, so that most are distinct."""
-    from training.asr.lm import spelled
+    from training.asr.lm import char_speller, spelled
     from training.asr.model import default_vocab
     from training.asr.ngram import kneser_ney_arpa
     from training.asr.tokens import WORD_SEP
@@ -128,7 +128,7 @@ def lm_build_seconds(lm_text: Path, n: int = 100_000) -> dict[str, float]:
     word_s = time.perf_counter() - t0
     vocab = default_vocab()
     t0 = time.perf_counter()
-    kneser_ney_arpa((spelled(s, vocab, WORD_SEP) for s in sentences), order=8)
+    kneser_ney_arpa((spelled(s, char_speller(vocab), WORD_SEP) for s in sentences), order=8)
     return {
         "sentences": n,
         "distinct": len(set(sentences)),

@@ -35,7 +35,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -118,20 +118,30 @@ class DecodingConfig:
             )
 
 
-def lexicon_lines(words: Iterable[str], vocab: dict[str, int], word_sep: str) -> list[str]:
-    """One lexicon line per word that the character vocabulary can spell."""
+Speller = Callable[[str], "list[str] | None"]  # a word -> the tokens spelling it, or None
+
+
+def char_speller(vocab: dict[str, int]) -> Speller:
+    """Spell with characters: None for a word with a character the vocabulary lacks."""
+    return lambda word: list(word) if word and all(ch in vocab for ch in word) else None
+
+
+def lexicon_lines(words: Iterable[str], spell: Speller, word_sep: str) -> list[str]:
+    """One lexicon line per word the model's tokens can spell: the word, its tokens, ``|``."""
     out = []
     for w in sorted(set(words)):
-        if w and all(ch in vocab for ch in w):
-            out.append(f"{w} {' '.join(w)} {word_sep}")
+        if w and (tokens := spell(w)):
+            out.append(f"{w} {' '.join(tokens)} {word_sep}")
     return out
 
 
-def spelled(sentence: str, vocab: dict[str, int], word_sep: str) -> str:
-    """``"play music"`` as the character LM reads it: ``"p l a y | m u s i c |"`` (characters
-    the vocabulary lacks dropped; every word ends with the separator, as a decoded path does)."""
-    words = ("".join(ch for ch in w if ch in vocab) for w in sentence.split())
-    return " ".join(f"{' '.join(w)} {word_sep}" for w in words if w)
+def spelled(sentence: str, spell: Speller, word_sep: str) -> str:
+    """``"play music"`` as the token LM reads it: ``"p l a y | m u s i c |"`` with characters
+    (``"pl ay | mus ic |"`` with units); words that cannot be spelled dropped, every word
+    ending with the separator, as a decoded path does."""
+    return " ".join(
+        f"{' '.join(tokens)} {word_sep}" for w in sentence.split() if (tokens := spell(w))
+    )
 
 
 def write_lm(
@@ -141,20 +151,23 @@ def write_lm(
     word_sep: str,
     config: DecodingConfig,
     extra_words: Mapping[str, float] | None = None,
+    spell: Speller | None = None,
 ) -> dict[str, Any]:
     """Write ``lm.arpa`` and ``lexicon.txt`` built from ``sentences`` (normalised text) and
     ``extra_words`` (word -> frequency: unigrams with ``config.english_words_mass``), and
-    ``char_lm.arpa`` when ``config.open_vocabulary``; a stale character LM is removed."""
+    ``char_lm.arpa`` when ``config.open_vocabulary``; a stale character LM is removed.
+    ``spell``: how the model spells a word (``Recogniser.spell``; default: characters)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    extra = {w: f for w, f in (extra_words or {}).items() if all(ch in vocab for ch in w)}
+    spell = spell or char_speller(vocab)
+    extra = {w: f for w, f in (extra_words or {}).items() if spell(w)}
     arpa = kneser_ney_arpa(
         sentences,
         order=config.lm_order,
         extra_unigrams=extra,
         extra_mass=config.english_words_mass if extra else 0.0,
     )
-    lex = lexicon_lines([*(w for s in sentences for w in s.split()), *extra], vocab, word_sep)
+    lex = lexicon_lines([*(w for s in sentences for w in s.split()), *extra], spell, word_sep)
     with atomic_write(directory / ARPA_FILE) as f:
         f.write(arpa)
     with atomic_write(directory / LEXICON_FILE) as f:
@@ -167,7 +180,7 @@ def write_lm(
     }
     if config.open_vocabulary:
         chars = kneser_ney_arpa(
-            (spelled(s, vocab, word_sep) for s in sentences), order=config.char_lm_order
+            (spelled(s, spell, word_sep) for s in sentences), order=config.char_lm_order
         )
         with atomic_write(directory / CHAR_ARPA_FILE) as f:
             f.write(chars)

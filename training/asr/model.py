@@ -16,14 +16,16 @@ import json
 import logging
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from earmark.core import faults
 from earmark.core.errors import CheckpointError
 from earmark.core.fileio import write_json
 from training.asr.tokens import BLANK, UNK, WORD_SEP
+from training.asr.units import LETTERS, load_units, save_units, spell_word, train_units, unit_vocab
 
 if TYPE_CHECKING:
     import torch
@@ -32,7 +34,7 @@ log = logging.getLogger(__name__)
 
 
 # The characters earmark.core.text.normalize can produce: a-z, apostrophe and space ("|").
-CHARS = (WORD_SEP, "'", *"abcdefghijklmnopqrstuvwxyz")
+CHARS = (WORD_SEP, *LETTERS)
 TEMPERATURE_FILE = "confidence.json"
 
 
@@ -55,6 +57,11 @@ class ModelConfig:
     num_mel_bins: int = 80
     dropout: float = 0.0
     layerdrop: float = 0.0
+    # What the CTC head spells (training.asr.units): "chars", or subword units learned from
+    # the training transcripts ("bpe" or "unigram"), at most unit_vocab_size of them (every
+    # letter among them).
+    units: Literal["chars", "bpe", "unigram"] = "chars"
+    unit_vocab_size: int = 256
 
 
 @dataclass
@@ -74,6 +81,8 @@ class Recogniser:
     # for greedy decoding; ``lm_dir`` is the folder its files were read from.
     beam: Any = None
     lm_dir: Path | None = None
+    # The subword unit model (training.asr.units), or None when the model spells characters.
+    units: Any = None
 
     @property
     def blank_id(self) -> int:
@@ -92,6 +101,13 @@ class Recogniser:
         """Normalised text -> label ids (unknown characters map to ``<unk>``)."""
         unk = self.vocab.get(UNK, self.blank_id)
         word_sep = self.vocab.get(WORD_SEP)
+        if self.units is not None:
+            out: list[int] = []
+            for i, word in enumerate(text.split()):
+                if i and word_sep is not None:
+                    out.append(word_sep)
+                out += [self.vocab.get(u, unk) for u in spell_word(self.units, word)]
+            return out
         out = []
         for ch in text:
             if ch == " " and word_sep is not None:
@@ -99,6 +115,11 @@ class Recogniser:
             else:
                 out.append(self.vocab.get(ch, self.vocab.get(ch.upper(), unk)))
         return out
+
+    def spell(self, word: str) -> list[str] | None:
+        """The tokens that spell ``word`` (characters or units), or None if it cannot be."""
+        tokens = spell_word(self.units, word)
+        return tokens if tokens and all(t in self.vocab for t in tokens) else None
 
     def output_lengths(self, input_lengths: torch.Tensor) -> torch.Tensor:
         """Output frames per utterance for ``input_lengths`` feature frames (or samples)."""
@@ -121,6 +142,8 @@ class Recogniser:
         self.feature_extractor.save_pretrained(directory)
         self.tokenizer.save_pretrained(directory)
         write_json(directory / TEMPERATURE_FILE, {"temperature": self.temperature})
+        if self.units is not None:
+            save_units(self.units, directory)
         if self.lm_dir is not None and self.lm_dir.resolve() != directory.resolve():
             from training.asr.lm import LM_FILES, OPTIONAL_LM_FILES
 
@@ -149,8 +172,10 @@ def make_tokenizer(vocab: dict[str, int]) -> Any:
         )
 
 
-def build_recogniser(config: ModelConfig) -> Recogniser:
-    """A fresh, randomly initialised FastConformer CTC model with the character vocabulary."""
+def build_recogniser(config: ModelConfig, texts: Sequence[str] = ()) -> Recogniser:
+    """A fresh, randomly initialised FastConformer CTC model spelling characters, or the
+    subword units learned from ``texts`` (the training transcripts) when ``config.units``
+    says so."""
     from transformers import (
         ParakeetCTCConfig,
         ParakeetEncoderConfig,
@@ -158,7 +183,12 @@ def build_recogniser(config: ModelConfig) -> Recogniser:
         ParakeetForCTC,
     )
 
-    vocab = default_vocab()
+    units = (
+        train_units(texts, config.unit_vocab_size, config.units)
+        if config.units != "chars"
+        else None
+    )
+    vocab = unit_vocab(units) if units is not None else default_vocab()
     encoder = ParakeetEncoderConfig(
         hidden_size=config.hidden_size,
         num_hidden_layers=config.num_layers,
@@ -180,7 +210,7 @@ def build_recogniser(config: ModelConfig) -> Recogniser:
     fe = ParakeetFeatureExtractor(feature_size=config.num_mel_bins)
     # Saved in preprocessor_config.json; read by training.asr.features.
     setattr(fe, "band_limit_features", True)  # noqa: B010 (not a declared attribute)
-    return Recogniser(model, fe, make_tokenizer(vocab), vocab)
+    return Recogniser(model, fe, make_tokenizer(vocab), vocab, units=units)
 
 
 def _replace_head(model: Any, vocab: dict[str, int]) -> None:
@@ -233,8 +263,11 @@ def load_recogniser(source: str | Path, *, for_training: bool = False) -> Recogn
     temp_path = Path(src, TEMPERATURE_FILE)
     if temp_path.is_file():
         temperature = float(json.loads(temp_path.read_text()).get("temperature", 1.0))
-    ours = default_vocab()
+    units = load_units(src) if Path(src).is_dir() else None
+    ours = unit_vocab(units) if units is not None else default_vocab()
     same = model.config.vocab_size == len(ours) and all(vocab.get(t) == i for t, i in ours.items())
+    if units is not None and not same:
+        raise CheckpointError(f"{src}: its units.json and its vocabulary disagree")
     if for_training and not same:
         msg = (
             f"{src}: vocabulary differs from earmark's character vocabulary "
@@ -247,7 +280,7 @@ def load_recogniser(source: str | Path, *, for_training: bool = False) -> Recogn
         notes.append(msg)
     if tokenizer is None:
         raise CheckpointError(f"{src}: has no tokenizer/vocabulary to decode with")
-    rec = Recogniser(model, feature_extractor, tokenizer, vocab, temperature, notes)
+    rec = Recogniser(model, feature_extractor, tokenizer, vocab, temperature, notes, units=units)
     if not for_training:
         from training.asr.lm import attach_decoder
 

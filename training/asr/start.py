@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from earmark.core.errors import ConfigError
+from earmark.core.text import normalize
 from training.asr.config import ASRConfig, TrainConfig
 from training.asr.data import labelled_rows
 from training.asr.features import Example, load_examples, load_views
@@ -34,10 +35,16 @@ def setup_torch(tc: TrainConfig) -> torch.device:
 
 
 def start_model(
-    config: ASRConfig, out: Path, init: str | Path | None, resumed: bool, log: Log
+    config: ASRConfig,
+    out: Path,
+    init: str | Path | None,
+    resumed: bool,
+    log: Log,
+    train: str | Path | None = None,
 ) -> tuple[Recogniser, dict[str, Any]]:
-    """The model (resumed from ``out/last/``, warm-started from ``init``, or fresh) and the
-    trainer state to go on from."""
+    """The model (resumed from ``out/last/``, warm-started from ``init``, or fresh: its subword
+    units, if the config asks for them, learned from ``train``'s transcripts) and the trainer
+    state to go on from."""
     state = fresh_state()
     parent = str(init) if init else None
     if resumed:
@@ -48,7 +55,14 @@ def start_model(
     elif init:
         rec = load_recogniser(init, for_training=True)
     else:
-        rec = build_recogniser(config.model)
+        texts = (
+            [normalize(r.label.text or "") for r in labelled_rows(train) if r.label]
+            if (train is not None and config.model.units != "chars")
+            else []
+        )
+        rec = build_recogniser(config.model, texts)
+        if rec.units is not None:
+            log(f"units: {len(rec.vocab)} subword units learned from {len(texts)} transcripts")
     for note in rec.notes:
         log(note)
     state["parent"] = parent

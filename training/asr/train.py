@@ -299,7 +299,7 @@ def train_asr(
     bf16 = use_bf16(device, tc.precision)
     out = Path(out)
     resumed = should_resume(out / LAST, STATE_FILE, resume=resume, log=log)
-    rec, state = start_model(config, out, init, resumed, log)
+    rec, state = start_model(config, out, init, resumed, log, train)
     rec.model.to(device).train()
     n_params = sum(p.numel() for p in rec.model.parameters())
     log(

@@ -192,7 +192,8 @@ def tune_decoding(
     searches is kept, and every search's best settings are stored (``searches``), so that
     ``--decoding beam|open`` can pick one later."""
     sentences = lm_sentences(transcripts, dc)
-    info = write_lm(out, sentences, rec.vocab, WORD_SEP, dc, english_words(dc.english_words))
+    extra = english_words(dc.english_words)
+    info = write_lm(out, sentences, rec.vocab, WORD_SEP, dc, extra, spell=rec.spell)
     info["lm_text"] = list(dc.lm_text)
     rec.beam, rec.lm_dir = None, out
     greedy = dev_rates_of(rec, dev, dev_lp)["wer"]
