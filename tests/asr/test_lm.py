@@ -76,6 +76,10 @@ def test_kneser_ney_needs_words_and_a_bigram_order():
 def test_decoding_config_names_bad_keys():
     with pytest.raises(ConfigError, match=r"decoding\.lm_order"):
         DecodingConfig(lm_order=1)
+    with pytest.raises(
+        ConfigError, match=r"decoding\.lm_order and decoding\.char_lm_order must be in \[2, 6\]"
+    ):
+        DecodingConfig(char_lm_order=8)
     with pytest.raises(ConfigError, match=r"decoding\.beam_size"):
         DecodingConfig(beam_size=0)
 

@@ -54,7 +54,8 @@ CHAR_ARPA_FILE = "char_lm.arpa"
 LM_FILES = (ARPA_FILE, LEXICON_FILE, DECODING_FILE)  # every checkpoint with a beam search
 OPTIONAL_LM_FILES = (CHAR_ARPA_FILE,)  # the open-vocabulary search's, when it was built
 END_FLOOR = -30.0  # log-probability of every token but the separator on the appended frame
-SEARCHES = ("beam", "open")  # lexicon + word LM; lexicon-free + character LM
+SEARCHES = ("beam", "open")
+KENLM_MAX_ORDER = 6  # flashlight-text's KenLM is compiled for n-grams up to this order  # lexicon + word LM; lexicon-free + character LM
 
 
 @dataclass(frozen=True)
@@ -87,15 +88,18 @@ class DecodingConfig:
     english_words: int = 0
     english_words_mass: float = 0.05
     open_vocabulary: bool = False
-    char_lm_order: int = 8
+    char_lm_order: int = 6
     open_lm_weights: tuple[float, ...] = (0.5, 1.0, 1.5)
     open_word_scores: tuple[float, ...] = (0.0, 1.0, 2.0)
 
     def __post_init__(self) -> None:
-        if self.lm_order < 2 or self.char_lm_order < 2:
+        if not (
+            2 <= self.lm_order <= KENLM_MAX_ORDER and 2 <= self.char_lm_order <= KENLM_MAX_ORDER
+        ):
             raise ConfigError(
-                f"decoding.lm_order and decoding.char_lm_order must be at least 2, got "
-                f"{self.lm_order} and {self.char_lm_order}"
+                f"decoding.lm_order and decoding.char_lm_order must be in [2, {KENLM_MAX_ORDER}] "
+                f"(the orders KenLM is built for in flashlight-text), got {self.lm_order} and "
+                f"{self.char_lm_order}"
             )
         if self.beam_size < 1:
             raise ConfigError(f"decoding.beam_size must be at least 1, got {self.beam_size}")
