@@ -105,3 +105,23 @@ def test_train_lm_retunes_a_checkpoint_without_touching_its_weights(
         ],
     )  # fmt: skip
     assert result.exit_code == 1 and "no tuned 'open' search" in str(result.exception)
+
+
+def test_a_retune_that_fails_leaves_no_checkpoint_behind(tiny_checkpoint, fsdd_manifests, tmp_path):
+    from earmark.core.errors import ManifestError
+    from earmark.core.manifest import ManifestRow, read_manifest, write_manifest
+    from training.asr.config import load_asr_config
+    from training.asr.retune import retune_decoding
+
+    unlabelled = tmp_path / "dev_without_text.jsonl"
+    write_manifest(
+        unlabelled, [ManifestRow(r.utterance) for r in read_manifest(fsdd_manifests["dev"])]
+    )
+    out = tmp_path / "retuned"
+    with pytest.raises(ManifestError, match="no rows with a transcript"):
+        retune_decoding(
+            tiny_checkpoint[0], fsdd_manifests["train"], unlabelled, out, load_asr_config(),
+            log=lambda _: None,
+        )  # fmt: skip
+    # The copy was made in a side folder: nothing at --out looks like a checkpoint.
+    assert not (out / "earmark.json").exists()
