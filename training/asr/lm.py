@@ -91,6 +91,7 @@ class DecodingConfig:
     char_lm_order: int = 6
     open_lm_weights: tuple[float, ...] = (0.5, 1.0, 1.5)
     open_word_scores: tuple[float, ...] = (0.0, 1.0, 2.0)
+    open_beam_size: int = 64  # the lexicon-free search expands every token at every frame
 
     def __post_init__(self) -> None:
         if not (
@@ -103,8 +104,11 @@ class DecodingConfig:
             )
         if self.beam_size < 1:
             raise ConfigError(f"decoding.beam_size must be at least 1, got {self.beam_size}")
-        if not 1 <= self.nbest <= self.beam_size:
-            raise ConfigError(f"decoding.nbest must be in [1, beam_size], got {self.nbest}")
+        if not 1 <= self.nbest <= min(self.beam_size, self.open_beam_size):
+            raise ConfigError(
+                f"decoding.nbest must be in [1, beam_size] and at most open_beam_size, got "
+                f"{self.nbest}"
+            )
         for name in ("lm_weights", "word_scores", "open_lm_weights", "open_word_scores"):
             if not getattr(self, name):
                 raise ConfigError(f"decoding.{name} needs a value")

@@ -93,7 +93,7 @@ def beam_settings(
         "method": method,
         "lm_weight": lm_weight,
         "word_score": word_score,
-        "beam_size": dc.beam_size,
+        "beam_size": dc.open_beam_size if method == "open" else dc.beam_size,
         "beam_threshold": dc.beam_threshold,
         "nbest": dc.nbest,
     }
