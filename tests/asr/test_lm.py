@@ -259,3 +259,17 @@ def test_lm_text_errors_name_the_file_and_line(tmp_path: Path):
     good = tmp_path / "slurp.jsonl"
     good.write_text('{"sentence": "Wake me at 7am"}\n\n{"text": "play jazz"}\n')
     assert read_lm_text([good]) == ["wake me at seven a m", "play jazz"]
+
+
+def test_english_words_without_wordfreq_say_how_to_get_it(monkeypatch):
+    import sys
+
+    from training.asr.lmtext import check_sources, english_words
+
+    monkeypatch.setitem(sys.modules, "wordfreq", None)  # as on a machine without the extra
+    with pytest.raises(ConfigError, match=r"pip install 'earmark\[words\]'"):
+        english_words(100)
+    with pytest.raises(ConfigError, match="wordfreq"):
+        check_sources((), 100)  # what train_asr runs before it trains
+    assert english_words(0) == {}
+    check_sources((), 0)
