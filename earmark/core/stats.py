@@ -7,7 +7,7 @@ and expected calibration error.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -145,6 +145,23 @@ def paired_bootstrap(
         float((improvement > 0).mean()),
         p_two_sided,
     )
+
+
+def paired_differences(
+    baseline: Mapping[str, Callable[[np.ndarray], float]],
+    candidate: Mapping[str, Callable[[np.ndarray], float]],
+    metrics: Mapping[str, Better],
+    n_items: int,
+    *,
+    n_resamples: int = 1000,
+) -> dict[str, PairedDifference]:
+    """``paired_bootstrap`` of each named metric (name -> which direction is better)."""
+    return {
+        name: paired_bootstrap(
+            baseline[name], candidate[name], n_items, better=better, n_resamples=n_resamples
+        )
+        for name, better in metrics.items()
+    }
 
 
 def ratio_statistic(

@@ -28,7 +28,7 @@ from earmark.core.stats import (
     auroc,
     bootstrap,
     expected_calibration_error,
-    paired_bootstrap,
+    paired_differences,
     ratio_statistic,
     spearman,
 )
@@ -196,11 +196,9 @@ def compare_scores(
     if baseline.ids != candidate.ids:
         raise EarmarkError("cannot pair the two ASR evaluations: they scored different utterances")
     base, cand = rate_statistics(baseline.scores), rate_statistics(candidate.scores)
-    n = len(baseline.ids)
-    return {
-        name: paired_bootstrap(base[name], cand[name], n, better=better, n_resamples=n_resamples)
-        for name, better in PAIRED_METRICS.items()
-    }
+    return paired_differences(
+        base, cand, PAIRED_METRICS, len(baseline.ids), n_resamples=n_resamples
+    )
 
 
 def score_asr(

@@ -22,7 +22,7 @@ import numpy as np
 from earmark.core.errors import EarmarkError, ManifestError
 from earmark.core.manifest import ManifestRow
 from earmark.core.predictions import NLUPrediction
-from earmark.core.stats import Better, Estimate, PairedDifference, paired_bootstrap
+from earmark.core.stats import Better, Estimate, PairedDifference, paired_differences
 from training.nlu.data import Example, example_from_row
 from training.nlu.metrics import exact_counts, f1_statistic, nlu_scores, slu_counts
 
@@ -164,11 +164,9 @@ def compare_scores(
     if baseline.ids != candidate.ids:
         raise EarmarkError("cannot pair the two NLU evaluations: they scored different utterances")
     base, cand = paired_statistics(baseline), paired_statistics(candidate)
-    n = len(baseline.ids)
-    return {
-        name: paired_bootstrap(base[name], cand[name], n, better=better, n_resamples=n_resamples)
-        for name, better in PAIRED_METRICS.items()
-    }
+    return paired_differences(
+        base, cand, PAIRED_METRICS, len(baseline.ids), n_resamples=n_resamples
+    )
 
 
 def labelled_examples(rows: Iterable[ManifestRow]) -> list[Example]:
