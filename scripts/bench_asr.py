@@ -4,7 +4,8 @@ Parts (run all, or some with ``--parts``; results merge into one JSON file):
 
 - ``builtin``: train on 2,500 labelled utterances of the built-in corpus (seed + pool answers)
   for at most ``--minutes`` (default 20), test on its test set: WER/CER/SER, confidence AUROC.
-- ``fsdd``: real speech, train on four FSDD speakers, test on the fifth: WER.
+- ``fsdd``: real speech, leave one FSDD speaker out, each of the five in turn: WER per
+  held-out speaker (``scripts/bench_fsdd.py``).
 - ``speed``: training throughput (audio-s per wall-s) of ``train_asr`` against the same model
   trained through the plain ``transformers.Trainer`` (features computed by the collator per
   batch), and transcription real-time factor of ``transcribe`` against the
@@ -13,6 +14,8 @@ Parts (run all, or some with ``--parts``; results merge into one JSON file):
 - ``openvocab``: real SLURP requests spoken by the built-in voices, recognised by the
   ``builtin`` checkpoint with LM text, the open-vocabulary search and English words
   (``scripts/bench_openvocab.py``).
+- ``voices``: the built-in corpus with eight voices kept out of training: WER on the voices
+  heard and on those never heard (``scripts/bench_voices.py``).
 
 The cores are shared with other jobs here: the load average is recorded beside each figure.
 
@@ -24,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import subprocess
 import sys
 import time
@@ -32,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from earmark.core.manifest import ManifestRow, read_manifest, write_manifest
-from earmark.core.records import Label, Utterance
+from earmark.core.records import Utterance
 
 REPO = Path(__file__).resolve().parents[1]
 FSDD = REPO.parent / "shared" / "data" / "fsdd" / "recordings"
@@ -59,24 +61,6 @@ def builtin_train_manifest(corpus: Path, work: Path, n: int = 2500) -> Path:
     path = work / "builtin_train.jsonl"
     write_manifest(path, rows[:n])
     return path
-
-
-def fsdd_manifests(work: Path, test_speaker: str) -> dict[str, Path]:
-    by_speaker: dict[str, list[ManifestRow]] = {}
-    for wav in sorted(FSDD.glob("*.wav")):
-        digit, speaker, _ = wav.stem.split("_")
-        row = ManifestRow(Utterance(wav.stem, str(wav), speaker), Label(wav.stem, text=digit))
-        by_speaker.setdefault(speaker, []).append(row)
-    if test_speaker not in by_speaker:
-        raise SystemExit(f"unknown FSDD speaker {test_speaker}; have {sorted(by_speaker)}")
-    train = [r for s, rows in by_speaker.items() if s != test_speaker for r in rows]
-    random.Random(0).shuffle(train)
-    n_dev = len(train) // 10
-    out = {s: work / f"fsdd_{s}.jsonl" for s in ("train", "dev", "test")}
-    write_manifest(out["train"], train[n_dev:])
-    write_manifest(out["dev"], train[:n_dev])
-    write_manifest(out["test"], by_speaker[test_speaker])
-    return out
 
 
 def train_and_test(
@@ -137,6 +121,12 @@ def part_openvocab(args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
+def part_voices(args: argparse.Namespace) -> dict[str, Any]:
+    from bench_voices import part_voices as run
+
+    return run(args, train_and_test, log)
+
+
 def part_builtin(args: argparse.Namespace) -> dict[str, Any]:
     train = builtin_train_manifest(args.corpus, args.work)
     log(f"builtin: training {args.minutes} min on {train} {' '.join(args.builtin_set)}")
@@ -152,34 +142,10 @@ def part_builtin(args: argparse.Namespace) -> dict[str, Any]:
     return res
 
 
-DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-
-
 def part_fsdd(args: argparse.Namespace) -> dict[str, Any]:
-    m = fsdd_manifests(args.work, args.fsdd_test_speaker)
-    if args.fsdd_synthetic:
-        # The digits in the built-in voices, band-limited to FSDD's 8 kHz: speaker variety
-        # that four recorded speakers lack. The held-out speaker is still never heard.
-        from earmark.corpus.phrases import speak_phrases
+    from bench_fsdd import part_fsdd as run
 
-        t0 = time.perf_counter()
-        synth = speak_phrases(
-            DIGITS, args.work / "fsdd_synthetic", repeats=args.fsdd_synthetic, sample_rate=8000
-        )
-        synthetic = read_manifest(synth)
-        rows = read_manifest(m["train"]) + synthetic
-        random.Random(0).shuffle(rows)
-        write_manifest(m["train"], rows)
-        log(f"fsdd: + {len(synthetic)} synthetic digits in {time.perf_counter() - t0:.0f}s")
-    log(f"fsdd: training {args.fsdd_minutes} min, testing on {args.fsdd_test_speaker}")
-    res = train_and_test(
-        m["train"], m["dev"], m["test"], args.work / "fsdd_ckpt", args.fsdd_minutes,
-        tuple(args.fsdd_set),
-    )  # fmt: skip
-    res["overrides"] = list(args.fsdd_set)
-    res["test_speaker"] = args.fsdd_test_speaker
-    res["synthetic_repeats"] = args.fsdd_synthetic
-    return res
+    return run(args, train_and_test, log)
 
 
 # ---- speed: the same model through the plain transformers Trainer / pipeline -------------
@@ -330,7 +296,9 @@ def part_speed(args: argparse.Namespace) -> dict[str, Any]:
         rows = read_manifest(train)[: args.speed_utts]
         dev, test_rows = args.corpus / "dev.jsonl", read_manifest(args.corpus / "test.jsonl")
     else:
-        m = fsdd_manifests(args.work, args.fsdd_test_speaker)
+        from bench_fsdd import fsdd_manifests
+
+        m = fsdd_manifests(args.work, "yweweler")
         rows, dev, test_rows = (
             read_manifest(m["train"])[: args.speed_utts],
             m["dev"],
@@ -372,7 +340,7 @@ print(json.dumps({"n": n, "max_rss_mb": int(hwm) / 1024}))
 
 
 def part_memory(args: argparse.Namespace) -> dict[str, Any]:
-    ckpt = args.work / "fsdd_ckpt"
+    ckpt = args.work / "fsdd_ckpt_yweweler"
     if not (ckpt / "config.json").is_file():
         ckpt = args.work / "builtin_ckpt"
     base = [ManifestRow(Utterance(w.stem, str(w)), None) for w in sorted(FSDD.glob("*.wav"))]
@@ -427,12 +395,14 @@ def table(results: dict[str, Any]) -> str:
         )
         row("  training audio-s per training-s", b["training"]["audio_s_per_s"])
         row("  load average start/end", f"{b['load_average']['start']}/{b['load_average']['end']}")
+    if v := results.get("voices"):
+        from bench_voices import voices_rows
+
+        voices_rows(v, row)
     if f := results.get("fsdd"):
-        row(f"FSDD held-out speaker ({f['test_speaker']}) WER", f["wer"]["value"], "<= 0.05")
-        row("  95% CI", f"[{f['wer']['low']:.3f}, {f['wer']['high']:.3f}]")
-        if "greedy" in f:
-            row("  greedy decoding, no LM: WER", f["greedy"]["wer"]["value"])
-        row("FSDD utterance confidence AUROC", f["confidence_auroc"]["value"])
+        from bench_fsdd import fsdd_rows
+
+        fsdd_rows(f, row)
     if s := results.get("speed"):
         row(
             "train audio-s/s ours (all-in: features, final dev pass, temperature fit)",
@@ -476,13 +446,17 @@ def main() -> None:
     ap.add_argument("--parts", default="builtin,fsdd,speed,memory")
     ap.add_argument("--minutes", type=float, default=20.0)
     ap.add_argument("--fsdd-minutes", type=float, default=8.0)
-    ap.add_argument("--fsdd-test-speaker", default="yweweler")
+    ap.add_argument(
+        "--fsdd-test-speaker",
+        default="all",
+        help="fsdd: the speaker held out, or all (leave-one-speaker-out over the five)",
+    )
     ap.add_argument(
         "--builtin-set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="builtin: an ASR config override, e.g. model.units=bpe (repeatable)",
+        help="builtin, voices: an ASR config override, e.g. model.units=bpe (repeatable)",
     )
     ap.add_argument(
         "--fsdd-set",
@@ -533,7 +507,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     if (
-        any(p in parts for p in ("builtin", "speed", "openvocab"))
+        any(p in parts for p in ("builtin", "speed", "openvocab", "voices"))
         and not (args.corpus / "seed.jsonl").is_file()
     ):
         log(f"no corpus at {args.corpus}: running earmark corpus synth")
@@ -545,6 +519,7 @@ def main() -> None:
         "speed": part_speed,
         "memory": part_memory,
         "openvocab": part_openvocab,
+        "voices": part_voices,
     }
     for part in parts:
         if part not in runners:

@@ -73,6 +73,54 @@ def word_recall(refs: list[str], hyps: list[str], words: set[str] | None) -> dic
     return {"recall": hit / total if total else float("nan"), "words": total}
 
 
+def aligned_pairs(ref: list[str], hyp: list[str]) -> list[tuple[int, int]]:
+    """``(ref index, hyp index)`` of every matched or substituted pair on a minimum-edit
+    alignment (insertions and deletions have no partner)."""
+    n, m = len(ref), len(hyp)
+    d = [[i + j if i * j == 0 else 0 for j in range(m + 1)] for i in range(n + 1)]
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            d[i][j] = min(
+                d[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]), d[i - 1][j] + 1, d[i][j - 1] + 1
+            )
+    pairs, i, j = [], n, m
+    while i > 0 and j > 0:
+        if d[i][j] == d[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]):
+            pairs.append((i - 1, j - 1))
+            i, j = i - 1, j - 1
+        elif d[i][j] == d[i - 1][j] + 1:
+            i -= 1
+        else:
+            j -= 1
+    return pairs[::-1]
+
+
+def unseen_confidence(refs: list[str], hyps: list[Any], train_words: set[str]) -> dict[str, Any]:
+    """How well confidence points at words the recogniser was never taught.
+
+    ``word_auroc``: over hypothesis words aligned to a reference word unseen in training, the
+    AUROC of low word confidence for the word being wrong. ``utterance_auroc``: over
+    utterances, the AUROC of low utterance confidence for holding an unseen word (what active
+    learning needs to find them)."""
+    from earmark.core.stats import auroc
+
+    low, wrong = [], []
+    for ref, hyp in zip(refs, hyps, strict=True):
+        r, h = ref.split(), [w.word for w in hyp.words]
+        for i, j in aligned_pairs(r, h):
+            if r[i] not in train_words:
+                low.append(1.0 - hyp.words[j].confidence)
+                wrong.append(r[i] != h[j])
+    has_unseen = [any(w not in train_words for w in ref.split()) for ref in refs]
+    return {
+        "word_auroc": auroc(low, wrong),
+        "words": len(low),
+        "wrong": sum(wrong),
+        "utterance_auroc": auroc([1.0 - h.confidence for h in hyps], has_unseen),
+        "utterances_with_unseen": sum(has_unseen),
+    }
+
+
 def evaluate_variant(
     checkpoint: Path, test: Path, train_words: set[str], listed: set[str]
 ) -> dict[str, Any]:
@@ -84,7 +132,8 @@ def evaluate_variant(
     rows = read_manifest(test)
     metrics = evaluate_asr(checkpoint, rows, n_resamples=1000)
     greedy = evaluate_asr(checkpoint, rows, n_resamples=200, decoding="greedy")
-    hyps = [h.text for h in transcribe(checkpoint, rows)]
+    predictions = list(transcribe(checkpoint, rows))
+    hyps = [h.text for h in predictions]
     refs = [normalize(r.label.text or "") for r in rows if r.label]
     lexicon = lexicon_words(checkpoint)
     ref_words = [w for r in refs for w in r.split()]
@@ -101,6 +150,7 @@ def evaluate_variant(
         "in_no_list": word_recall(refs, hyps, listed | lexicon),
         "confidence_auroc": metrics["confidence_auroc"],
         "word_confidence_auroc": metrics["word_confidence_auroc"],
+        "unseen_confidence": unseen_confidence(refs, predictions, train_words),
     }
 
 
@@ -222,3 +272,12 @@ def openvocab_rows(o: dict[str, Any], row: Any) -> None:
             "  utterance / word confidence AUROC",
             f"{v['confidence_auroc']['value']:.3f} / {v['word_confidence_auroc']['value']:.3f}",
         )
+        if uc := v.get("unseen_confidence"):
+            row(
+                f"  word conf. AUROC on words unseen in training ({uc['words']})",
+                uc["word_auroc"],
+            )
+            row(
+                f"  utt. conf. AUROC for holding an unseen word ({uc['utterances_with_unseen']})",
+                uc["utterance_auroc"],
+            )

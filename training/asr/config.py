@@ -38,6 +38,10 @@ class TrainConfig:
 
     ``speed_perturb``: speed factors (Ko et al. 2015); each epoch hears every training
     utterance once at a factor drawn for it. Features are computed once per factor.
+
+    ``vtlp``: vocal tract length perturbation (``features.vtlp``): every batch warps each
+    utterance's mel axis by a factor drawn from ``[1 - vtlp, 1 + vtlp]`` (0 = off), a new
+    speaker's formants for a corpus of few speakers.
     """
 
     seed: int = 0
@@ -58,12 +62,15 @@ class TrainConfig:
     device: str | None = None
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     speed_perturb: tuple[float, ...] = (0.9, 1.0, 1.1)
+    vtlp: float = 0.0
     spec_augment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
 
     def __post_init__(self) -> None:
         bad = [f for f in self.speed_perturb if not 0.5 <= f <= 2.0]
         if bad:
             raise ConfigError(f"train.speed_perturb: factors must be within [0.5, 2.0], got {bad}")
+        if not 0.0 <= self.vtlp < 0.5:
+            raise ConfigError(f"train.vtlp: a warp within [0, 0.5), got {self.vtlp}")
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,9 @@ def extract(
     scaled by any speed change); mel bands reaching above it are zeroed when the extractor
     asks for it (``band_limit_features``).
     """
+    floor_db = getattr(feature_extractor, "noise_floor_db", None)
+    if floor_db is not None:
+        wave = add_noise_floor(wave, float(floor_db))
     out = feature_extractor(wave, sampling_rate=TARGET_SR, return_tensors="pt")
     name = feature_extractor.model_input_names[0]
     feats = out[name][0]
@@ -65,6 +68,27 @@ def extract(
     ):
         feats[:, band_top_hz(feature_extractor) > bandwidth_hz] = 0.0
     return feats.float().contiguous()
+
+
+def add_noise_floor(wave: np.ndarray, floor_db: float, frame: int = 400) -> np.ndarray:
+    """``wave`` plus white noise ``floor_db`` below its loudest 25 ms frame (RMS), the same
+    noise for the same wave (seeded by its length).
+
+    Recordings differ in what their pauses hold: room noise tens of dB below the speech, or
+    digital silence, whose log-mel sits at the extractor's guard value far below any room.
+    Per-utterance normalisation then maps speech to values that depend on the recording chain,
+    and a model trained on a few speakers learns that as a speaker cue. A floor relative to the
+    speech level makes every pause look alike (extractors that carry ``noise_floor_db``).
+    """
+    x = np.asarray(wave, dtype=np.float32)
+    n = len(x) // frame
+    if n == 0:
+        return x
+    peak = float(np.sqrt((x[: n * frame].reshape(n, frame) ** 2).mean(axis=1)).max())
+    if peak <= 0:
+        return x
+    noise = np.random.default_rng(len(x)).standard_normal(len(x)).astype(np.float32)
+    return x + noise * np.float32(peak * 10 ** (-floor_db / 20))
 
 
 def band_top_hz(feature_extractor: Any) -> torch.Tensor:
@@ -171,3 +195,62 @@ def spec_augment(
             t0 = int(torch.randint(0, max(1, n - w), (1,), generator=generator))
             feats[b, t0 : t0 + w] = 0.0
     return feats
+
+
+def band_center_hz(feature_extractor: Any) -> torch.Tensor:
+    """The centre frequency (weighted mean) of each mel band of a log-mel extractor, ``(n_mels,)``."""
+    weights = torch.as_tensor(np.asarray(feature_extractor.mel_filters)).double()
+    if weights.shape[0] > weights.shape[1]:  # some extractors store (n_freq, n_mels)
+        weights = weights.T
+    freqs = torch.linspace(0, feature_extractor.sampling_rate / 2, weights.shape[1]).double()
+    return ((weights * freqs).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-12)).float()
+
+
+def warp_sources(centers_hz: torch.Tensor, n_active: int, alpha: float) -> torch.Tensor:
+    """Fractional source band of each of the first ``n_active`` bands after a vocal tract
+    length warp by ``alpha`` (Jaitly & Hinton 2013): frequencies scale by ``alpha`` up to a
+    boundary, then a straight line keeps the highest active band where it is, so no band
+    leaves the stored bandwidth. Returns ``(n_active,)`` indices into the unwarped bands."""
+    centers = centers_hz[:n_active].double()
+    top = float(centers[-1])
+    boundary = 0.85 * top * min(alpha, 1.0) / alpha
+    warped = torch.where(
+        centers <= boundary,
+        centers * alpha,
+        top - (top - boundary * alpha) / (top - boundary) * (top - centers),
+    )
+    # Output band j hears what the input had at the frequency that warps onto its centre.
+    idx = np.interp(centers.numpy(), warped.numpy(), np.arange(n_active, dtype=np.float64))
+    return torch.from_numpy(idx).float()
+
+
+def vtlp(
+    feats: torch.Tensor,
+    lengths: torch.Tensor,
+    centers_hz: torch.Tensor,
+    *,
+    max_warp: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Vocal tract length perturbation on a padded log-mel batch ``(batch, frames, n_mels)``:
+    each utterance's frequency axis is warped by a factor drawn from ``[1 - max_warp,
+    1 + max_warp]`` (a new speaker's formants, Jaitly & Hinton 2013), by linear interpolation
+    between mel bands. Bands that are zero all through an utterance (above a band-limited
+    recording's bandwidth) stay zero. Raw-waveform inputs (2-D) are returned unchanged."""
+    if feats.dim() != 3 or max_warp <= 0:
+        return feats
+    out = feats.clone()
+    for b in range(feats.shape[0]):
+        x = feats[b, : int(lengths[b])]
+        active = torch.nonzero((x != 0).any(dim=0)).flatten()
+        n_active = int(active[-1]) + 1 if len(active) else 0
+        if n_active < 3:
+            continue
+        u = float(torch.rand((1,), generator=generator))
+        alpha = 1.0 + (2 * u - 1) * max_warp
+        src = warp_sources(centers_hz, n_active, alpha).clamp(0, n_active - 1)
+        lo = src.floor().long()
+        hi = (lo + 1).clamp(max=n_active - 1)
+        w = src - lo
+        out[b, : x.shape[0], :n_active] = x[:, lo] * (1 - w) + x[:, hi] * w
+    return out

@@ -62,6 +62,10 @@ class ModelConfig:
     # letter among them).
     units: Literal["chars", "bpe", "unigram"] = "chars"
     unit_vocab_size: int = 256
+    # White noise this many dB below each utterance's loudest frame before the features
+    # (training.asr.features.add_noise_floor): pauses alike whatever the recording chain.
+    # Saved with the feature extractor, so inference does the same; None = off.
+    noise_floor_db: float | None = None
 
 
 @dataclass
@@ -210,6 +214,8 @@ def build_recogniser(config: ModelConfig, texts: Sequence[str] = ()) -> Recognis
     fe = ParakeetFeatureExtractor(feature_size=config.num_mel_bins)
     # Saved in preprocessor_config.json; read by training.asr.features.
     setattr(fe, "band_limit_features", True)  # noqa: B010 (not a declared attribute)
+    if config.noise_floor_db is not None:
+        setattr(fe, "noise_floor_db", float(config.noise_floor_db))  # noqa: B010
     return Recogniser(model, fe, make_tokenizer(vocab), vocab, units=units)
 
 

@@ -31,9 +31,9 @@ import torch.nn.functional as F
 
 from earmark.core.errors import ConfigError
 from earmark.core.manifest import manifest_hash
-from training.asr.config import ASRConfig, SpecAugmentConfig, TrainConfig
+from training.asr.config import ASRConfig, TrainConfig
 from training.asr.data import bucket_batches, collate
-from training.asr.features import Example, spec_augment
+from training.asr.features import Example, band_center_hz, spec_augment, vtlp
 from training.asr.lmtext import check_sources
 from training.asr.model import Recogniser
 from training.asr.start import (
@@ -99,6 +99,7 @@ class Run:
     train_hash: str
     log: Log
     best_weights: dict[str, torch.Tensor] | None = None
+    mel_centers: torch.Tensor | None = None  # (n_mels,) Hz, for VTLP; None for waveform models
 
     def progress(self) -> float:
         return self.clock.progress(self.state["step"], self.config.train.max_steps)
@@ -120,9 +121,17 @@ def epoch_batches(
     )
 
 
-def augment(batch: dict[str, torch.Tensor], sa: SpecAugmentConfig) -> dict[str, torch.Tensor]:
+def augment(
+    batch: dict[str, torch.Tensor], tc: TrainConfig, centers_hz: torch.Tensor | None
+) -> dict[str, torch.Tensor]:
+    """VTLP (when ``train.vtlp`` and the model reads log-mel bands centred at ``centers_hz``),
+    then SpecAugment, on a collated batch."""
+    feats = batch["features"]
+    if tc.vtlp > 0 and centers_hz is not None:
+        feats = vtlp(feats, batch["lengths"], centers_hz, max_warp=tc.vtlp)
+    sa = tc.spec_augment
     batch["features"] = spec_augment(
-        batch["features"],
+        feats,
         batch["lengths"],
         freq_masks=sa.freq_masks,
         freq_width=sa.freq_width,
@@ -139,7 +148,7 @@ def train_step(run: Run, examples: list[Example]) -> tuple[float, float]:
     lr = warmup_cosine(run.progress(), tc.lr, warmup=tc.warmup, final_fraction=tc.final_lr_fraction)
     for group in run.optimizer.param_groups:
         group["lr"] = lr
-    batch = augment(collate(examples), tc.spec_augment)
+    batch = augment(collate(examples), tc, run.mel_centers)
     loss = ctc_loss(run.rec, batch, run.device, run.bf16)
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -316,6 +325,8 @@ def train_asr(
         tc, threads=torch.get_num_threads(), wall=state["elapsed"], cpu=state["cpu_seconds"]
     )
     run = Run(config, out, rec, optimizer, device, bf16, state, clock, train_hash, log, best)
+    if hasattr(rec.feature_extractor, "mel_filters"):
+        run.mel_centers = band_center_hz(rec.feature_extractor)
     train_loop(run, views, dev_set, on_progress)
     extra = {"feature_seconds": feature_seconds, "parameters": n_params}
     metrics = finish(run, views, dev_set, extra)
