@@ -273,3 +273,18 @@ def test_english_words_without_wordfreq_say_how_to_get_it(monkeypatch):
         check_sources((), 100)  # what train_asr runs before it trains
     assert english_words(0) == {}
     check_sources((), 0)
+
+
+def test_a_search_that_ties_greedy_on_dev_is_kept_and_a_worse_one_is_not():
+    from training.asr.tuning import kept_decoding
+
+    beam = {"method": "beam", "dev_wer": 0.015, "lm_weight": 2.0, "grid_dev_wer": {}}
+    opened = {"method": "open", "dev_wer": 0.02, "lm_weight": 1.0, "grid_dev_wer": {}}
+    searches = {"beam": beam, "open": opened}
+    assert kept_decoding(0.015, searches)["method"] == "beam"  # a tie: the lexicon search
+    assert "grid_dev_wer" not in kept_decoding(0.015, searches)
+    assert kept_decoding(0.03, searches)["method"] == "beam"
+    assert kept_decoding(0.01, searches) == {"method": "greedy", "dev_wer": 0.01}
+    assert (
+        kept_decoding(0.05, {"beam": {**beam, "dev_wer": 0.06}, "open": opened})["method"] == "open"
+    )

@@ -205,13 +205,7 @@ def tune_decoding(
         wer = BeamWERs(rec, out, dev, dev_lp, dc, method)
         search_decoding(wer, lm_weights, word_scores, dc.grid_extensions, log)
         searches[method] = wer.best_settings()
-    best: dict[str, Any] = {"method": "greedy", "dev_wer": greedy}
-    winner = min(searches.values(), key=lambda s: float(s["dev_wer"]))
-    # A tie keeps the search the config asked for: on an easy dev set (FSDD's training
-    # speakers, 0.015 both ways) greedy spelled "the" for "three" on a new speaker, where the
-    # lexicon can only say a word it knows, and its n-best posteriors are the better confidence.
-    if winner["dev_wer"] <= greedy:
-        best = {k: v for k, v in winner.items() if k != "grid_dev_wer"}
+    best = kept_decoding(greedy, searches)
     settings = {
         **best,
         **info,
@@ -223,6 +217,19 @@ def tune_decoding(
     attach_decoder(rec, out)
     log(f"decoding: {describe(settings)}")
     return settings
+
+
+def kept_decoding(greedy_wer: float, searches: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The decoding a checkpoint keeps: the search (``beam``/``open``) with the lowest dev WER,
+    unless greedy is strictly better.
+
+    A tie keeps the search: on an easy dev set (FSDD's training speakers, 0.015 both ways)
+    greedy spelled "the" for "three" on a new speaker, where the lexicon can only say words it
+    knows, and the search's n-best posteriors are the better confidence."""
+    winner = min(searches.values(), key=lambda s: float(s["dev_wer"]))
+    if winner["dev_wer"] <= greedy_wer:
+        return {k: v for k, v in winner.items() if k != "grid_dev_wer"}
+    return {"method": "greedy", "dev_wer": greedy_wer}
 
 
 def describe(settings: dict[str, Any]) -> str:
