@@ -128,7 +128,10 @@ def speak_phrases(
             if progress is not None:
                 progress(done, len(plan))
     rows = [
-        ManifestRow(Utterance(u.id, str(path_of(u)), u.voice.id, sample_rate=sample_rate), u.label)
+        ManifestRow(
+            Utterance(u.id, str(path_of(u)), u.voice.id, sample_rate=sample_rate, extra=u.fields),
+            u.label,
+        )
         for u in plan
     ]
     manifest = out / "phrases.jsonl"

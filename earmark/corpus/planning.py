@@ -11,6 +11,7 @@ import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 
 from earmark.core.errors import CorpusError
 from earmark.core.records import Label, LabelSource
@@ -52,6 +53,12 @@ class PlannedUtterance:
     label: Label
     voice: Voice
     rendering: Rendering
+
+    @property
+    def fields(self) -> MappingProxyType[str, str]:
+        """Its manifest's extra fields: the engine and the noise kind, for ``earmark evaluate
+        --by engine|noise`` (the voice is the manifest's private speaker)."""
+        return MappingProxyType({"engine": self.voice.engine, "noise": self.rendering.noise})
 
     @property
     def audio_name(self) -> str:

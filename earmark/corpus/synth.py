@@ -155,7 +155,7 @@ def _rows(utts: list[PlannedUtterance], audio_dir: Path) -> list[ManifestRow]:
     for u in utts:
         path = audio_dir / u.audio_name
         frames = sf.info(str(path)).frames
-        utt = Utterance(u.id, str(path), u.voice.id, frames / SAMPLE_RATE, SAMPLE_RATE)
+        utt = Utterance(u.id, str(path), u.voice.id, frames / SAMPLE_RATE, SAMPLE_RATE, u.fields)
         rows.append(ManifestRow(utt, u.label))
     return rows
 

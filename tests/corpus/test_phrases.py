@@ -51,6 +51,8 @@ def test_speaks_band_limited_audio_and_reuses_it(tmp_path):
     for r in rows:
         info = sf.info(r.utterance.audio)
         assert info.samplerate == 8000 and info.channels == 1 and 0.2 < info.duration < 3
+        assert r.utterance.extra["engine"].startswith(r.utterance.speaker.split("-")[0])
+        assert "noise" in r.utterance.extra
     mtimes = {r.id: tmp_path.joinpath(r.utterance.audio).stat().st_mtime_ns for r in rows}
     speak_phrases(["two", "seven"], tmp_path, cfg, repeats=1, sample_rate=8000)
     assert {r.id: tmp_path.joinpath(r.utterance.audio).stat().st_mtime_ns for r in rows} == mtimes

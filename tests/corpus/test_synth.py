@@ -239,6 +239,10 @@ def test_tiny_corpus_audio_is_16k_mono_speech_that_fits_the_text(tiny_corpus):
             chars = len(row.label.text)
             assert 0.3 + chars / 25 < duration < 1.5 + chars / 5, (row.label.text, duration)
             speakers.add(row.utterance.speaker)
+            # engine and noise travel as manifest fields, for `earmark evaluate --by`
+            extra = row.utterance.extra
+            assert extra["engine"].startswith(row.utterance.speaker.split("-")[0])
+            assert extra["noise"] in (*TINY.noise.kinds, "none")
     assert {s.split("-")[0] for s in speakers} == {"espeak", "flite"}
 
 
