@@ -96,3 +96,18 @@ def test_the_noise_floor_travels_with_the_checkpoint(shared_data, tmp_path):
         _row(shared_data), build_recogniser(ModelConfig()).feature_extractor, rec.encode
     )
     assert not torch.equal(with_floor.features, without.features)
+
+
+def test_edge_padding_adds_silence_on_both_sides_and_travels_with_the_checkpoint(
+    shared_data, tmp_path
+):
+    rec = build_recogniser(ModelConfig(edge_pad_seconds=0.1))
+    rec.feature_extractor.save_pretrained(tmp_path)
+    fe = ParakeetFeatureExtractor.from_pretrained(tmp_path)
+    assert fe.edge_pad_seconds == 0.1
+    (padded,) = load_example(_row(shared_data), fe, rec.encode)
+    (plain,) = load_example(
+        _row(shared_data), build_recogniser(ModelConfig()).feature_extractor, rec.encode
+    )
+    assert padded.length - plain.length == 20  # 0.1 s each side at 100 frames a second
+    assert padded.seconds == plain.seconds  # the recording's own length

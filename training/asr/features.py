@@ -49,10 +49,18 @@ def extract(
 ) -> torch.Tensor:
     """One utterance's model input: ``(frames, n_mels)`` or ``(samples,)``, float32.
 
+    Extractors that carry ``edge_pad_seconds`` hear that much silence before and after the
+    audio (recordings cut at the first burst lose the onset to the window), those that carry
+    ``noise_floor_db`` a noise floor (``add_noise_floor``).
+
     ``bandwidth_hz``: the highest frequency the audio can hold (half its stored sample rate,
     scaled by any speed change); mel bands reaching above it are zeroed when the extractor
     asks for it (``band_limit_features``).
     """
+    pad_s = getattr(feature_extractor, "edge_pad_seconds", None)
+    if pad_s:
+        pad = np.zeros(round(float(pad_s) * TARGET_SR), dtype=np.float32)
+        wave = np.concatenate([pad, np.asarray(wave, dtype=np.float32), pad])
     floor_db = getattr(feature_extractor, "noise_floor_db", None)
     if floor_db is not None:
         wave = add_noise_floor(wave, float(floor_db))

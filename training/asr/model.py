@@ -66,6 +66,9 @@ class ModelConfig:
     # (training.asr.features.add_noise_floor): pauses alike whatever the recording chain.
     # Saved with the feature extractor, so inference does the same; None = off.
     noise_floor_db: float | None = None
+    # Silence added before and after every recording (seconds; saved likewise): recordings
+    # cut at the speech's first sample (FSDD's) otherwise start mid-burst. None = off.
+    edge_pad_seconds: float | None = None
 
 
 @dataclass
@@ -216,6 +219,8 @@ def build_recogniser(config: ModelConfig, texts: Sequence[str] = ()) -> Recognis
     setattr(fe, "band_limit_features", True)  # noqa: B010 (not a declared attribute)
     if config.noise_floor_db is not None:
         setattr(fe, "noise_floor_db", float(config.noise_floor_db))  # noqa: B010
+    if config.edge_pad_seconds:
+        setattr(fe, "edge_pad_seconds", float(config.edge_pad_seconds))  # noqa: B010
     return Recogniser(model, fe, make_tokenizer(vocab), vocab, units=units)
 
 

@@ -104,7 +104,12 @@ def prediction(
     """The hypothesis of one utterance; word times in seconds from the decoded CTC path.
     Confidences are rounded to 6 decimals and times to 3, as the predictions files hold them."""
     words, confidence = decode_utterance(rec, log_probs)
-    frame_s = example.seconds / max(1, log_probs.shape[0])
+    pad = float(getattr(rec.feature_extractor, "edge_pad_seconds", None) or 0.0)
+    frame_s = (example.seconds + 2 * pad) / max(1, log_probs.shape[0])
+
+    def at(frame: int) -> float:  # seconds into the recording (padding before it removed)
+        return round(min(max(0.0, frame * frame_s - pad), example.seconds), 3)
+
     return ASRHypothesis(
         id=example.id,
         text=" ".join(w.word for w in words),
@@ -114,8 +119,8 @@ def prediction(
             ASRWord(
                 word=w.word,
                 confidence=round(w.confidence, 6),
-                start=round(min(w.start_frame * frame_s, example.seconds), 3),
-                end=round(min(w.end_frame * frame_s, example.seconds), 3),
+                start=at(w.start_frame),
+                end=at(w.end_frame),
             )
             for w in words
         ),
