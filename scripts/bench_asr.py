@@ -511,7 +511,16 @@ def main() -> None:
         and not (args.corpus / "seed.jsonl").is_file()
     ):
         log(f"no corpus at {args.corpus}: running earmark corpus synth")
-        subprocess.run(["earmark", "corpus", "synth", "--out", str(args.corpus)], check=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "earmark.cli.main",
+            "corpus",
+            "synth",
+            "--out",
+            str(args.corpus),
+        ]
+        subprocess.run(cmd, check=True)
     out_json = args.work / "bench_asr.json"
     runners = {
         "builtin": part_builtin,
