@@ -189,8 +189,8 @@ def tune_decoding(
     """Build the lexicon and LMs from the transcripts and ``dc``'s extra text into ``out`` and
     tune each search on dev (``search_decoding``: the lexicon search; with
     ``dc.open_vocabulary`` the lexicon-free one too); the lowest dev WER of greedy and the
-    searches is kept (a search on a tie), and every search's best settings are stored (``searches``), so that
-    ``--decoding beam|open`` can pick one later."""
+    searches is kept (``kept_decoding``), and every search's best settings are stored
+    (``searches``), so that ``--decoding beam|open`` can pick one later."""
     sentences = lm_sentences(transcripts, dc)
     extra = english_words(dc.english_words)
     info = write_lm(out, sentences, rec.vocab, WORD_SEP, dc, extra, spell=rec.spell)
