@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from earmark.core.text import normalize
-from earmark.core.wer import align_words
+from earmark.core.wer import align_words, aligned_pairs
 
 SLURP = Path(__file__).resolve().parents[2] / "shared" / "data" / "slurp" / "devel.jsonl"
 N_TEST, N_DEV = 300, 200
@@ -71,28 +71,6 @@ def word_recall(refs: list[str], hyps: list[str], words: set[str] | None) -> dic
                 total += 1
                 hit += ok
     return {"recall": hit / total if total else float("nan"), "words": total}
-
-
-def aligned_pairs(ref: list[str], hyp: list[str]) -> list[tuple[int, int]]:
-    """``(ref index, hyp index)`` of every matched or substituted pair on a minimum-edit
-    alignment (insertions and deletions have no partner)."""
-    n, m = len(ref), len(hyp)
-    d = [[i + j if i * j == 0 else 0 for j in range(m + 1)] for i in range(n + 1)]
-    for i in range(1, n + 1):
-        for j in range(1, m + 1):
-            d[i][j] = min(
-                d[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]), d[i - 1][j] + 1, d[i][j - 1] + 1
-            )
-    pairs, i, j = [], n, m
-    while i > 0 and j > 0:
-        if d[i][j] == d[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]):
-            pairs.append((i - 1, j - 1))
-            i, j = i - 1, j - 1
-        elif d[i][j] == d[i - 1][j] + 1:
-            i -= 1
-        else:
-            j -= 1
-    return pairs[::-1]
 
 
 def unseen_confidence(refs: list[str], hyps: list[Any], train_words: set[str]) -> dict[str, Any]:

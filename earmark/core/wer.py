@@ -50,6 +50,23 @@ def align_words(ref: Sequence[str], hyp: Sequence[str]) -> tuple[int, list[bool]
     return table[len(ref)][len(hyp)], correct
 
 
+def aligned_pairs(ref: Sequence[str], hyp: Sequence[str]) -> list[tuple[int, int]]:
+    """``(ref index, hyp index)`` of every matched or substituted pair on a minimum-edit
+    alignment, in order (inserted and deleted words have no partner)."""
+    table = _edit_table(ref, hyp)
+    pairs = []
+    i, j = len(ref), len(hyp)
+    while i > 0 and j > 0:
+        if table[i][j] == table[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]):
+            pairs.append((i - 1, j - 1))
+            i, j = i - 1, j - 1
+        elif table[i][j] == table[i - 1][j] + 1:
+            i -= 1
+        else:
+            j -= 1
+    return pairs[::-1]
+
+
 @dataclass(frozen=True)
 class UtteranceScore:
     """Error counts of one utterance (normalised ``ref``/``hyp``)."""

@@ -8,7 +8,7 @@ import pytest
 
 from earmark.core.records import Entity
 from earmark.core.text import normalize, normalize_labelled, number_to_words, ordinal_to_words
-from earmark.core.wer import score_utterance
+from earmark.core.wer import aligned_pairs, score_utterance
 
 
 @pytest.mark.parametrize(
@@ -138,3 +138,9 @@ def test_normalize_labelled_moves_spans_with_the_text() -> None:
     assert new_text == "wake me at seven thirty on friday"
     assert [new_text[e.start : e.end] for e in new_ents] == ["seven thirty", "friday"]
     assert [e.type for e in new_ents] == ["time", "date"]
+
+
+def test_aligned_pairs_pair_matches_and_substitutions_not_insertions_or_deletions():
+    assert aligned_pairs(["a", "b", "c", "d"], ["a", "x", "c"]) == [(0, 0), (1, 1), (2, 2)]
+    assert aligned_pairs(["a", "b"], ["a", "q", "b"]) == [(0, 0), (1, 2)]
+    assert aligned_pairs([], ["a"]) == [] and aligned_pairs(["a"], []) == []

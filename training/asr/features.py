@@ -99,13 +99,20 @@ def add_noise_floor(wave: np.ndarray, floor_db: float, frame: int = 400) -> np.n
     return x + noise * np.float32(peak * 10 ** (-floor_db / 20))
 
 
-def band_top_hz(feature_extractor: Any) -> torch.Tensor:
-    """The highest frequency each mel band of a log-mel extractor reaches, ``(n_mels,)``."""
-    weights = torch.as_tensor(np.asarray(feature_extractor.mel_filters))  # (n_mels, n_freq)
+def mel_weights(feature_extractor: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """A log-mel extractor's filter bank ``(n_mels, n_freq)`` and the frequency of each FFT
+    bin ``(n_freq,)`` in Hz."""
+    weights = torch.as_tensor(np.asarray(feature_extractor.mel_filters)).double()
     if weights.shape[0] > weights.shape[1]:  # some extractors store (n_freq, n_mels)
         weights = weights.T
-    freqs = torch.linspace(0, feature_extractor.sampling_rate / 2, weights.shape[1])
-    return torch.where(weights > 0, freqs, torch.zeros(())).amax(dim=1)
+    freqs = torch.linspace(0, feature_extractor.sampling_rate / 2, weights.shape[1]).double()
+    return weights, freqs
+
+
+def band_top_hz(feature_extractor: Any) -> torch.Tensor:
+    """The highest frequency each mel band of a log-mel extractor reaches, ``(n_mels,)``."""
+    weights, freqs = mel_weights(feature_extractor)
+    return torch.where(weights > 0, freqs, torch.zeros((), dtype=freqs.dtype)).amax(dim=1).float()
 
 
 def change_speed(wave: np.ndarray, factor: float) -> np.ndarray:
@@ -207,10 +214,7 @@ def spec_augment(
 
 def band_center_hz(feature_extractor: Any) -> torch.Tensor:
     """The centre frequency (weighted mean) of each mel band of a log-mel extractor, ``(n_mels,)``."""
-    weights = torch.as_tensor(np.asarray(feature_extractor.mel_filters)).double()
-    if weights.shape[0] > weights.shape[1]:  # some extractors store (n_freq, n_mels)
-        weights = weights.T
-    freqs = torch.linspace(0, feature_extractor.sampling_rate / 2, weights.shape[1]).double()
+    weights, freqs = mel_weights(feature_extractor)
     return ((weights * freqs).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-12)).float()
 
 
