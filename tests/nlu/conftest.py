@@ -11,6 +11,7 @@ from earmark.core.records import Utterance
 from earmark.corpus.grammar import generate
 
 TINY = (
+    "model.encoder=null",  # the pretrained default is tested in test_encoder.py
     "model.hidden_size=32",
     "model.layers=1",
     "model.heads=2",

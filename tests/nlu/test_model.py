@@ -56,7 +56,7 @@ def test_a_few_training_steps_lower_the_loss(nlu_data, tiny) -> None:
     )
     model = JointNLU(encoder, schema, ModelSettings(dropout=0.0))
     batch = get_batch(examples, model, tokenizer)
-    optimizer = make_optimizer(model, config.optim)
+    optimizer = make_optimizer(model, config)
     before = loss_fn(model, batch, 1.0).item()
     for _ in range(15):
         loss = loss_fn(model, batch, 1.0)

@@ -57,6 +57,30 @@ class ModelSettings:
     max_length: int = 64
     dropout: float = 0.1
     temperatures: Temperatures = field(default_factory=Temperatures)
+    intent_head: str = "linear"  # linear | cosine
+    cosine_scale: float = 20.0
+
+
+class CosineHead(nn.Module):
+    """Logits ``scale * cos(x, w_i)``: one direction per class, comparable with the encoder's
+    sentence embeddings, so a class can start at the embedding of its name (``label_rows``)."""
+
+    def __init__(self, in_features: int, out_features: int, scale: float) -> None:
+        super().__init__()
+        self.in_features, self.out_features, self.scale = in_features, out_features, scale
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) * 0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = nn.functional.normalize(self.weight, dim=-1)
+        return self.scale * nn.functional.normalize(x, dim=-1) @ w.T
+
+
+def intent_layer(hidden: int, n_out: int, settings: ModelSettings) -> nn.Module:
+    if settings.intent_head == "cosine":
+        return CosineHead(hidden, n_out, settings.cosine_scale)
+    if settings.intent_head != "linear":
+        raise CheckpointError(f"unknown intent head {settings.intent_head!r} (linear | cosine)")
+    return nn.Linear(hidden, n_out)
 
 
 class JointNLU(nn.Module):
@@ -69,8 +93,8 @@ class JointNLU(nn.Module):
         self.settings = settings
         hidden = int(getattr(encoder, "config").hidden_size)  # noqa: B009 (an HF model)
         self.dropout = nn.Dropout(settings.dropout)
-        self.intent_head = nn.Linear(hidden, len(schema.intents))
-        self.tag_head = nn.Linear(hidden, len(schema.tags))
+        self.intent_head: nn.Module = intent_layer(hidden, len(schema.intents), settings)
+        self.tag_head: nn.Module = nn.Linear(hidden, len(schema.tags))
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
@@ -78,12 +102,44 @@ class JointNLU(nn.Module):
         """``(B, T)`` ids and mask -> intent logits ``(B, n_intents)``, tag logits ``(B, T, n_tags)``."""
         states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         states = self.dropout(states)
+        return self.intent_head(self.pool(states, attention_mask)), self.tag_head(states)
+
+    def pool(self, states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """``(B, T, H)`` -> ``(B, H)``: the first token (``cls``) or the mean over the mask."""
         if self.settings.pooling == "cls":
-            pooled = states[:, 0]
-        else:
-            mask = attention_mask.unsqueeze(-1).to(states.dtype)
-            pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return self.intent_head(pooled), self.tag_head(states)
+            return states[:, 0]
+        mask = attention_mask.unsqueeze(-1).to(states.dtype)
+        return (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+    def label_rows(self, tokenizer: Any, rows: range | None = None) -> None:
+        """Start intent classes ``rows`` (default all) at the pooled encoding of their names
+        ("weather_query" -> "weather query"): a pretrained sentence encoder puts a request near
+        the words of its intent, so training starts from a zero-shot classifier."""
+        from training.nlu.tokenize import encode
+
+        rows = rows if rows is not None else range(len(self.schema.intents))
+        if not len(rows):
+            return
+        names = [self.schema.intents[i].replace("_", " ") for i in rows]
+        batch, _ = encode(tokenizer, names, max_length=self.settings.max_length)
+        was_training = self.training
+        self.eval()
+        with torch.no_grad():
+            states = self.encoder(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+            ).last_hidden_state
+            pooled = self.pool(states, batch["attention_mask"])
+            head = self.intent_head
+            index = torch.tensor(list(rows))
+            if isinstance(head, CosineHead):
+                head.weight[index] = pooled
+            else:  # a linear head: the same directions, with the norm of its trained rows
+                assert isinstance(head, nn.Linear)
+                old = head.out_features > len(rows)
+                norm = head.weight.norm(dim=-1).mean() if old else 1.0
+                head.weight[index] = nn.functional.normalize(pooled, dim=-1) * norm
+                head.bias[index] = head.bias.mean() if old else 0.0
+        self.train(was_training)
 
     def grow(self, schema: LabelSchema) -> None:
         """Resize both heads to a schema that extends the current one (old rows are kept)."""
@@ -98,7 +154,13 @@ class JointNLU(nn.Module):
         self.schema = schema
 
 
-def _grown_linear(layer: nn.Linear, n_out: int) -> nn.Linear:
+def _grown_linear(layer: nn.Module, n_out: int) -> nn.Module:
+    if isinstance(layer, CosineHead):
+        grown = CosineHead(layer.in_features, n_out, layer.scale)
+        with torch.no_grad():
+            grown.weight[: layer.out_features] = layer.weight
+        return grown
+    assert isinstance(layer, nn.Linear)
     new = nn.Linear(layer.in_features, n_out)
     with torch.no_grad():
         new.weight[: layer.out_features] = layer.weight
@@ -206,6 +268,8 @@ def save_model(model: JointNLU, tokenizer: Any, directory: str | Path) -> None:
         "max_length": s.max_length,
         "dropout": s.dropout,
         "temperatures": s.temperatures.to_dict(),
+        "intent_head": s.intent_head,
+        "cosine_scale": s.cosine_scale,
     }
     (directory / NLU_FILE).write_text(json.dumps(info, indent=2))
 
@@ -227,6 +291,8 @@ def load_model(directory: str | Path) -> tuple[JointNLU, Any]:
         max_length=int(info["max_length"]),
         dropout=float(info.get("dropout", 0.1)),
         temperatures=Temperatures(**info.get("temperatures", {})),
+        intent_head=info.get("intent_head", "linear"),
+        cosine_scale=float(info.get("cosine_scale", 20.0)),
     )
     encoder, loading = AutoModel.from_pretrained(directory, output_loading_info=True)
     missing = set(loading.get("missing_keys", ()))

