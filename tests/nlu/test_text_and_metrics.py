@@ -126,3 +126,22 @@ def test_viterbi_never_starts_an_entity_with_i_and_ignores_temperature() -> None
     path = viterbi(torch.log(probs + 1e-9), start, step)
     assert [tags[j] for j in path] == ["B-time", "I-time", "I-time"]
     assert viterbi(torch.zeros(0, len(tags)), start, step) == []
+
+
+def test_viterbi_finds_the_best_allowed_path_of_all() -> None:
+    import itertools
+
+    from training.nlu.tokenize import allowed_transitions, viterbi
+
+    tags = ("O", "B-time", "I-time", "B-date", "I-date")
+    start, step = allowed_transitions(tags)
+    torch.manual_seed(1)
+    for _ in range(30):
+        lp = torch.log_softmax(torch.randn(4, len(tags)) * 2, -1)
+        allowed = [
+            p
+            for p in itertools.product(range(len(tags)), repeat=4)
+            if start[p[0]] and all(step[a, b] for a, b in itertools.pairwise(p))
+        ]
+        best = max(allowed, key=lambda p: sum(float(lp[w, j]) for w, j in enumerate(p)))
+        assert viterbi(lp, start, step) == list(best)
