@@ -51,14 +51,16 @@ def train_and_test(
     log: Log,
     *,
     init: Path | None = None,
+    n_dev: int | None = None,
 ) -> dict[str, Any]:
-    """Train on ``labelled`` (a tenth of it as dev), score on ``test`` (gold text)."""
+    """Train on ``labelled``, its first ``n_dev`` (default a tenth) as dev; score on ``test``
+    (gold text)."""
     from training.nlu.config import load_nlu_config
     from training.nlu.evaluate import evaluate_nlu
     from training.nlu.train import train_nlu
 
     folder = work / name
-    n_dev = max(1, len(labelled) // 10)
+    n_dev = n_dev or max(1, len(labelled) // 10)
     write_manifest(folder / "dev.jsonl", labelled[:n_dev])
     write_manifest(folder / "train.jsonl", labelled[n_dev:])
     config = load_nlu_config(None, ("threads=2", *overrides))
@@ -254,9 +256,11 @@ def part_speed(
     torch.set_num_threads(2)
     order = shuffled(rows, 7)
     test = order[1000:]
+    # one dev set for both, as in the loop: the round's dev holds none of the base's training
     base = train_and_test(
-        "speed_base_500", order[:500], test, work, [*overrides, "optim.max_epochs=8"], log
-    )
+        "speed_base_500", order[:500], test, work, [*overrides, "optim.max_epochs=8"], log,
+        n_dev=50,
+    )  # fmt: skip
     warm = train_and_test(
         "speed_round_1000",
         order[:1000],
@@ -265,6 +269,7 @@ def part_speed(
         [*overrides, f"optim.max_minutes={round_seconds / 60:.4f}"],
         log,
         init=Path(base["checkpoint"]),
+        n_dev=50,
     )
     examples = [e for r in rows if (e := example_from_row(r)) is not None]
     pool = [(e.id, e.text) for e in examples]
