@@ -145,3 +145,13 @@ def test_viterbi_finds_the_best_allowed_path_of_all() -> None:
         ]
         best = max(allowed, key=lambda p: sum(float(lp[w, j]) for w, j in enumerate(p)))
         assert viterbi(lp, start, step) == list(best)
+
+
+def test_calibration_on_a_handful_of_dev_requests_stays_moderate() -> None:
+    """A team with 200 labels has about 20 dev requests: no fit may push every confidence to 0
+    or 1 from them (the unregularised fits went to their bounds: T 0.05, scale 0.05)."""
+    logits = torch.zeros(8, 4)
+    logits[:, 0] = 3.0  # all eight right, with a modest margin
+    assert fit_temperature(logits, torch.zeros(8, dtype=torch.long)) >= 0.3
+    scale, shift = fit_utterance_map([0.9] * 6 + [0.2] * 6, [True] * 6 + [False] * 6)
+    assert (scale, shift) == (1.0, 0.0)

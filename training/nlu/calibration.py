@@ -14,7 +14,11 @@ Formula (documented contract, used by ``predict``):
 * ``confidence = sigmoid((logit(raw) - shift) / scale)`` with ``scale, shift`` fitted on dev
   so that ``confidence`` matches the rate at which intent and every entity are all right.
 
-All maps are monotone, so calibration changes confidences and never predictions.
+All maps are monotone, so calibration changes confidences and never predictions. Small dev
+sets (a team with 200 labels has a few dozen): the temperature fit carries a weak prior towards
+1 (``PRIOR`` pseudo-observations on its log), and the utterance map is only fitted on at least
+``MIN_UTTERANCE_FIT`` dev utterances: on 10-20 an unregularised fit drove the scale to its
+bound and every confidence to 0 or 1 (ECE 0.36 on SLURP from 100 labels).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from collections.abc import Sequence
 import torch
 
 EPS = 1e-6
+PRIOR = 2.0  # pseudo-observations pulling the log-temperature towards 0
+MIN_UTTERANCE_FIT = 50  # dev utterances below which the utterance map stays the identity
 
 
 def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, *, steps: int = 100) -> float:
@@ -42,6 +48,7 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, *, steps: int =
     def closure() -> torch.Tensor:
         optim.zero_grad()
         loss = torch.nn.functional.cross_entropy(logits / log_t.exp(), targets)
+        loss = loss + PRIOR / logits.shape[0] * log_t.pow(2).sum()
         loss.backward()
         return loss
 
@@ -68,7 +75,7 @@ def _logit(x: torch.Tensor) -> torch.Tensor:
 
 def fit_utterance_map(raw: Sequence[float], correct: Sequence[bool]) -> tuple[float, float]:
     """``(scale, shift)`` minimising the log loss of ``sigmoid((logit(raw) - shift) / scale)``."""
-    if len(raw) < 2 or all(correct) or not any(correct):
+    if len(raw) < MIN_UTTERANCE_FIT or all(correct) or not any(correct):
         return 1.0, 0.0
     x = _logit(torch.tensor(raw, dtype=torch.float64))
     y = torch.tensor([float(c) for c in correct], dtype=torch.float64)
