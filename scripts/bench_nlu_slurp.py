@@ -258,7 +258,7 @@ def part_speed(
     test = order[1000:]
     # one dev set for both, as in the loop: the round's dev holds none of the base's training
     base = train_and_test(
-        "speed_base_500", order[:500], test, work, [*overrides, "optim.max_epochs=8"], log,
+        "speed_base_500", order[:500], test, work, [*overrides, "optim.max_epochs=8", "optim.min_steps=0"], log,
         n_dev=50,
     )  # fmt: skip
     warm = train_and_test(

@@ -20,6 +20,7 @@ TINY = (
     "optim.batch_size=16",
     "optim.lr=0.003",
     "optim.warmup_frac=0.05",
+    "optim.min_steps=0",  # max_epochs alone sets the schedule in these tests
     "threads=2",
 )
 

@@ -84,7 +84,9 @@ def test_a_missing_minilm_wheel_falls_back_to_scratch_with_a_warning(
     monkeypatch.setattr(nlu_train, "minilm_path", lambda: None)
     log: list[str] = []
     out = tmp_path / "ckpt"
-    config = load_nlu_config(None, ("optim.max_epochs=1", "model.hidden_size=32", "threads=2"))
+    config = load_nlu_config(
+        None, ("optim.max_epochs=1", "optim.min_steps=0", "model.hidden_size=32", "threads=2")
+    )
     result = nlu_train.train_nlu(config, nlu_data["train"], nlu_data["dev"], out, log=log.append)
     warnings = [line for line in log if line.startswith("WARNING")]
     assert len(warnings) == 1

@@ -236,7 +236,13 @@ def test_hf_encoder_checkpoint_loads_as_the_encoder(nlu_data, tmp_path: Path) ->
     assert loaded_tok("play jazz")["input_ids"] == tokenizer("play jazz")["input_ids"]
 
     config = load_nlu_config(
-        None, ("model.encoder=" + str(hf_dir), "optim.max_epochs=1", "optim.lr=0.003")
+        None,
+        (
+            "model.encoder=" + str(hf_dir),
+            "optim.max_epochs=1",
+            "optim.min_steps=0",
+            "optim.lr=0.003",
+        ),
     )
     out = tmp_path / "ckpt"
     train_nlu(config, nlu_data["train"], nlu_data["dev"], out, log=lambda _: None)
@@ -350,3 +356,16 @@ def test_a_resumed_run_follows_the_uninterrupted_learning_rate_schedule(
     )  # fmt: skip
     assert min(resumed) == per_epoch + 1
     assert resumed == pytest.approx({s: lr for s, lr in whole.items() if s > per_epoch})
+
+
+def test_min_steps_lengthens_a_short_schedule_past_max_epochs(nlu_data, tiny, tmp_path) -> None:
+    """A few hundred labels need more epochs than max_epochs gives a few thousand."""
+    one = load_nlu_config(None, (*tiny, "optim.max_epochs=1", "optim.patience=100"))
+    train_nlu(one, nlu_data["train"], nlu_data["dev"], tmp_path / "one", log=lambda _: None)
+    per_epoch = read_meta(tmp_path / "one").step
+    longer = load_nlu_config(
+        None,
+        (*tiny, "optim.max_epochs=1", "optim.patience=100", f"optim.min_steps={2 * per_epoch + 1}"),
+    )
+    train_nlu(longer, nlu_data["train"], nlu_data["dev"], tmp_path / "two", log=lambda _: None)
+    assert read_meta(tmp_path / "two").step == 3 * per_epoch

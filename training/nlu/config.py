@@ -54,7 +54,8 @@ class OptimConfig:
     ``budget_clock`` (``wall``, or ``cpu``: CPU seconds per torch thread) and ``max_steps``
     both apply (0 = no limit of that kind); ``max_epochs`` and ``patience`` may end training
     sooner. The learning-rate schedule (linear warm-up and decay) runs over ``max_steps`` (or
-    ``max_epochs`` of steps), or the time budget when that is further along.
+    ``max_epochs`` of steps, but at least ``min_steps``: a few hundred labels need more epochs
+    than a few thousand), or the time budget when that is further along.
     """
 
     lr: float = 1e-3
@@ -62,7 +63,8 @@ class OptimConfig:
     weight_decay: float = 0.01
     warmup_frac: float = 0.1
     batch_size: int = 16
-    max_epochs: int = 40
+    max_epochs: int = 12
+    min_steps: int = 500
     max_minutes: float = 0.0
     max_steps: int = 0
     budget_clock: Clock = "wall"

@@ -214,7 +214,8 @@ def make_optimizer(model: JointNLU, config: NLUConfig) -> torch.optim.Optimizer:
 class Run:
     """What the steps of one run share. ``state`` is what ``last/`` saves (``trainer.pt``);
     ``peak_lrs`` the optimiser groups' rates that the schedule scales; ``planned_steps`` the
-    steps the schedule runs over (``max_steps``, else ``max_epochs`` of steps)."""
+    steps the schedule runs over (``max_steps``, else ``max_epochs`` of steps but at least
+    ``min_steps``)."""
 
     config: NLUConfig
     out: Path
@@ -261,7 +262,9 @@ def start_run(
         model, tokenizer, notes = build_model(config, schema, train, init, log)
         optimizer = make_optimizer(model, config)
         peak_lrs = [g["lr"] for g in optimizer.param_groups]
-    planned = oc.max_steps or math.ceil(len(train) / oc.batch_size) * oc.max_epochs
+    planned = oc.max_steps or max(
+        math.ceil(len(train) / oc.batch_size) * oc.max_epochs, oc.min_steps
+    )
     clock = BudgetClock.of(
         oc, threads=torch.get_num_threads(), wall=state["elapsed"], cpu=state["cpu_seconds"]
     )
@@ -354,9 +357,12 @@ def stop_reason(run: Run) -> str | None:
 def train_loop(
     run: Run, train: list[Example], dev: list[Example], on_progress: OnProgress | None
 ) -> str:
-    """Epochs until the budget, ``max_epochs`` or early stopping ends them; why they ended."""
+    """Epochs until the budget, ``max_epochs`` (once ``min_steps`` are done) or early stopping
+    ends them; why they ended."""
     oc = run.config.optim
-    while run.state["epoch"] < oc.max_epochs:
+    while run.state["epoch"] < oc.max_epochs or (
+        run.state["step"] < oc.min_steps and not oc.max_steps
+    ):
         losses = train_epoch(run, train, on_progress)
         end_epoch(run, dev, losses)
         reason = stop_reason(run)
