@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from earmark.core.manifest import ManifestRow, read_manifest, write_manifest
+from earmark.core.stats import ece_floor, expected_calibration_error
 
 Log = Callable[[str], None]
 METRICS = ("intent_accuracy", "entity_f1", "slu_f1", "ece", "intent_ece")
@@ -52,11 +53,12 @@ def train_and_test(
     *,
     init: Path | None = None,
     n_dev: int | None = None,
+    keep_outputs: bool = False,
 ) -> dict[str, Any]:
     """Train on ``labelled``, its first ``n_dev`` (default a tenth) as dev; score on ``test``
     (gold text)."""
     from training.nlu.config import load_nlu_config
-    from training.nlu.evaluate import evaluate_nlu
+    from training.nlu.evaluate import labelled_examples, nlu_texts, score_nlu, summarize_scores
     from training.nlu.train import train_nlu
 
     folder = work / name
@@ -75,7 +77,9 @@ def train_and_test(
     )
     seconds = time.perf_counter() - start
     seen = {r.label.intent for r in labelled if r.label}
-    scores = evaluate_nlu(folder / "ckpt", test, n_resamples=1000)
+    examples = labelled_examples(test)
+    scored = score_nlu(folder / "ckpt", examples, nlu_texts(test, examples))
+    scores = summarize_scores(scored, n_resamples=1000)
     out = {
         "name": name,
         "n_labelled": len(labelled),
@@ -86,12 +90,22 @@ def train_and_test(
             sum(r.label is not None and r.label.intent in seen for r in test) / len(test), 4
         ),
         **{k: scores[k] for k in METRICS},
+        # what a perfectly calibrated model with these confidences would show on this test
+        "ece_floor": round(ece_floor(scored.confidences), 4),
+        "intent_ece_floor": round(ece_floor(scored.intent_confidences), 4),
         "checkpoint": str(folder / "ckpt"),
     }
+    if keep_outputs:  # per utterance, for figures pooled over several runs
+        out["outputs"] = {
+            "confidence": list(scored.confidences),
+            "all_correct": list(scored.all_correct),
+            "intent_confidence": list(scored.intent_confidences),
+            "intent_correct": list(scored.intent_correct),
+        }
     log(
         f"{name}: intent {out['intent_accuracy']['value']:.4f} entity F1 "
         f"{out['entity_f1']['value']:.4f} SLU-F1 {out['slu_f1']['value']:.4f} "
-        f"ECE {out['ece']['value']:.4f} ({seconds:.0f} s)"
+        f"ECE {out['ece']['value']:.4f} (floor {out['ece_floor']:.4f}) ({seconds:.0f} s)"
     )
     return out
 
@@ -151,7 +165,12 @@ def part_cv(
         test = order[k::folds]
         train = [r for i, r in enumerate(order) if i % folds != k]
         runs.append(
-            {"fold": k, **train_and_test(f"cv{folds}_{k}", train, test, work, overrides, log)}
+            {
+                "fold": k,
+                **train_and_test(
+                    f"cv{folds}_{k}", train, test, work, overrides, log, keep_outputs=True
+                ),
+            }
         )
     mean = {
         m: {
@@ -160,13 +179,35 @@ def part_cv(
         }
         for m in METRICS
     }
+    for floor in ("ece_floor", "intent_ece_floor"):
+        mean[floor] = {"mean": round(statistics.mean(r[floor] for r in runs), 4), "sd": 0.0}
+    # ECE over every held-out prediction at once: on one fold of ~400 requests the estimator's
+    # own noise floor (ece_floor) is about 0.06, above the target
+    outputs = [r.pop("outputs") for r in runs]
+    pooled = {}
+    for name, conf, ok in (
+        ("ece", "confidence", "all_correct"),
+        ("intent_ece", "intent_confidence", "intent_correct"),
+    ):
+        c = [x for o in outputs for x in o[conf]]
+        y = [x for o in outputs for x in o[ok]]
+        pooled[name] = round(expected_calibration_error(c, y), 4)
+        pooled[f"{name}_floor"] = round(ece_floor(c), 4)
     targets = {"intent_accuracy": 0.85, "entity_f1": 0.75, "ece": 0.05}
     met = {
         "intent_accuracy": mean["intent_accuracy"]["mean"] >= 0.85,
         "entity_f1": mean["entity_f1"]["mean"] >= 0.75,
-        "ece": mean["ece"]["mean"] <= 0.05,
+        "ece_pooled": pooled["ece"] <= 0.05,
     }
-    return {"folds": folds, "runs": runs, "mean": mean, "targets": targets, "met": met}
+    log(f"cv: pooled held-out ECE {pooled}")
+    return {
+        "folds": folds,
+        "runs": runs,
+        "mean": mean,
+        "pooled_held_out": pooled,
+        "targets": targets,
+        "met": met,
+    }
 
 
 def spoken_test_rows(

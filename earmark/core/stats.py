@@ -239,3 +239,25 @@ def expected_calibration_error(
         if mask.any():
             ece += mask.mean() * abs(ok[mask].mean() - conf[mask].mean())
     return float(ece)
+
+
+def ece_floor(
+    confidences: Sequence[float], *, n_bins: int = 15, draws: int = 200, seed: int = 0
+) -> float:
+    """The ECE a perfectly calibrated model with these confidences would show on this many
+    utterances (outcomes drawn as Bernoulli(confidence), mean over ``draws``): the noise floor
+    of ``expected_calibration_error`` at this sample size."""
+    conf = np.asarray(confidences, dtype=float)
+    if conf.size == 0:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    return float(
+        np.mean(
+            [
+                expected_calibration_error(
+                    conf.tolist(), (rng.random(conf.size) < conf).tolist(), n_bins=n_bins
+                )
+                for _ in range(draws)
+            ]
+        )
+    )

@@ -10,6 +10,7 @@ import pytest
 from earmark.core.stats import (
     auroc,
     bootstrap,
+    ece_floor,
     expected_calibration_error,
     paired_bootstrap,
     ratio_statistic,
@@ -119,3 +120,13 @@ def test_paired_bootstrap_drops_nan_resamples_and_rejects_a_bad_direction() -> N
     assert math.isnan(paired_bootstrap(stat, stat, 0, better="lower").value)
     with pytest.raises(ValueError, match="better"):
         paired_bootstrap(stat, stat, 2, better="up")  # type: ignore[arg-type]
+
+
+def test_ece_floor_is_the_noise_of_a_calibrated_model_and_shrinks_with_n() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    small, large = rng.random(100), rng.random(4000)
+    assert ece_floor([0.0, 1.0, 1.0]) == 0.0  # certain and right: nothing to be off by
+    assert 0.05 < ece_floor(small) < 0.2  # 100 utterances over 15 bins: a noisy estimate
+    assert ece_floor(large) < ece_floor(small) / 3
