@@ -55,7 +55,11 @@ def loop_config(
         },
         # the small from-scratch NLU: the pretrained default is tested in tests/nlu/test_encoder.py
         "nlu": {
-            "overrides": ["optim.max_epochs=2", "optim.min_steps=0", "model.encoder=null"],
+            "overrides": [
+                "optim.max_epochs=2",
+                "optim.min_steps=0",
+                "model.encoder=null",
+            ],
             "first_round_minutes": 0,
             "minutes": 0,
         },

@@ -79,7 +79,7 @@ class AugmentConfig:
     ``word_error_rate`` (``training.nlu.noise``), so the NLU learns to read what the ASR
     hears; 0 = gold text only."""
 
-    noisy_copies: int = 0
+    noisy_copies: int = 1
     word_error_rate: float = 0.15
 
 
