@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import training.nlu.build as nlu_build
 import training.nlu.train as nlu_train
 from training.nlu.config import load_nlu_config
 from training.nlu.data import load_examples
@@ -68,7 +69,7 @@ def test_label_names_give_a_zero_shot_start_far_above_chance(nlu_data) -> None:
     for label_init in (True, False):
         config = load_nlu_config(None, (f"model.label_init={str(label_init).lower()}",))
         torch.manual_seed(0)
-        model, tokenizer, _ = nlu_train.build_model(config, schema, examples, None, print)
+        model, tokenizer, _ = nlu_build.build_model(config, schema, examples, None, print)
         raws = infer(model, tokenizer, [e.text for e in examples])
         guesses = [schema.intents[int(r.intent_logits.argmax())] for r in raws]
         accuracy[label_init] = sum(
@@ -81,7 +82,7 @@ def test_label_names_give_a_zero_shot_start_far_above_chance(nlu_data) -> None:
 def test_a_missing_minilm_wheel_falls_back_to_scratch_with_a_warning(
     nlu_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(nlu_train, "minilm_path", lambda: None)
+    monkeypatch.setattr(nlu_build, "minilm_path", lambda: None)
     log: list[str] = []
     out = tmp_path / "ckpt"
     config = load_nlu_config(
@@ -97,7 +98,7 @@ def test_a_missing_minilm_wheel_falls_back_to_scratch_with_a_warning(
     assert json.loads((out / "config.json").read_text())["hidden_size"] == 32
     # the from-scratch encoder trains at the heads' rate, not the pretrained encoder's
     model, _ = load_model(out)
-    optimizer = nlu_train.make_optimizer(model, config)
+    optimizer = nlu_build.make_optimizer(model, config)
     assert [g["lr"] for g in optimizer.param_groups] == [config.optim.lr, config.optim.lr]
 
 
@@ -112,7 +113,7 @@ def test_warm_start_starts_new_intents_at_their_names(nlu_data, tmp_path: Path) 
     train = tmp_path / "train.jsonl"
     train.write_text("\n".join(rows) + "\n")
     log: list[str] = []
-    grown, tokenizer, _ = nlu_train.warm_start(
+    grown, tokenizer, _ = nlu_build.warm_start(
         first, LabelSchema.from_examples(load_examples(train)), True, log.append
     )
     assert isinstance(grown.intent_head, CosineHead)

