@@ -4,7 +4,9 @@ A task carries an opaque id, the audio under an opaque file name (re-encoded, so
 metadata of the original file travels either) and the model's predictions; the mapping from
 opaque id to utterance id stays in the workspace (``state/pushed.jsonl``).
 
-Routing: an utterance goes to the transcription project. Only when the shortcut
+Routing: an utterance with audio goes to the transcription project; a text row (a typed
+request, an NLU-only corpus: ``text`` and no ``audio``) goes to the understanding project with
+its own text, as nothing was heard. Only when the shortcut
 ``push.asr_confident`` is set (it is off by default) and the ASR prediction is at least that
 sure and an NLU prediction exists does it go straight to the understanding project, showing
 the ASR's own transcript: nobody hears the audio there, so such a label trains the NLU only
@@ -27,9 +29,8 @@ import soundfile as sf
 
 from earmark.core.errors import StudioError
 from earmark.core.fileio import iter_id_records
-from earmark.core.manifest import read_manifest
+from earmark.core.manifest import ManifestRow, read_manifest
 from earmark.core.predictions import ASRHypothesis, NLUPrediction, PredictionT, read_predictions
-from earmark.core.records import Utterance
 from earmark.core.say import Progress
 from labelling import convert
 from labelling.client import StudioClient
@@ -116,7 +117,7 @@ def push(
     """Create tasks for the selected utterances; already pushed utterances are counted, not re-sent.
 
     Raises ``StudioError`` before anything is sent when a selected id is not in the manifest
-    or has no audio, or when the workspace has no projects (``earmark studio setup``), and
+    or has neither audio nor text, or when the workspace has no projects (``earmark studio setup``), and
     ``PredictionError`` when a predictions file is missing or has a malformed line.
     """
     ids = read_selection(selection)
@@ -137,7 +138,10 @@ def push(
         if _already_pushed(state, uid, tags, pushed, on_server):
             summary.already_pushed += 1
             continue
-        direct = "understanding" in tags and _confident(asr.get(uid), nlu.get(uid), config)
+        text_only = not rows[uid].utterance.audio  # a typed request: nothing to hear or transcribe
+        direct = "understanding" in tags and (
+            text_only or _confident(asr.get(uid), nlu.get(uid), config)
+        )
         todo.append((uid, "understanding" if direct else "transcription"))
 
     for kind in KINDS:
@@ -151,26 +155,39 @@ def push(
             )
             summary.transcription += len(made)
         else:
-            items = [(uid, asr[uid].text, nlu.get(uid)) for uid in batch]
+            items = [(uid, _shown_text(uid, rows, asr), nlu.get(uid)) for uid in batch]
             made = push_understanding(client, state, pid, ktags, items, on_server=on_server[kind])
             summary.understanding += len(made)
         summary.task_ids.extend(made)
     return summary
 
 
-def _selected_rows(ids: list[str], manifest: str | Path) -> dict[str, Utterance]:
-    """The manifest's utterances by id; ``StudioError`` when one of ``ids`` is missing or has
-    no audio."""
-    rows = {row.id: row.utterance for row in read_manifest(manifest)}
+def _selected_rows(ids: list[str], manifest: str | Path) -> dict[str, ManifestRow]:
+    """The manifest's rows by id; ``StudioError`` when one of ``ids`` is missing or has
+    neither audio nor text."""
+    rows = {row.id: row for row in read_manifest(manifest)}
     missing = [i for i in ids if i not in rows]
     if missing:
         raise StudioError(
             f"{len(missing)} selected id(s) are not in manifest {manifest}: {missing[:5]}"
         )
-    no_audio = [i for i in ids if not rows[i].audio]
-    if no_audio:
-        raise StudioError(f"selected utterances without audio in {manifest}: {no_audio[:5]}")
+    empty = [i for i in ids if not rows[i].utterance.audio and not _row_text(rows[i])]
+    if empty:
+        raise StudioError(
+            f"selected utterances with neither audio nor text in {manifest}: {empty[:5]}"
+        )
     return rows
+
+
+def _row_text(row: ManifestRow) -> str:
+    return row.label.text if row.label and row.label.text else ""
+
+
+def _shown_text(uid: str, rows: dict[str, ManifestRow], asr: dict[str, ASRHypothesis]) -> str:
+    """What an understanding task shows: a text row's own text (a typed request, nothing was
+    heard), else the ASR's transcript (the ``push.asr_confident`` shortcut)."""
+    row = rows[uid]
+    return _row_text(row) if not row.utterance.audio else asr[uid].text
 
 
 def _already_pushed(
@@ -210,7 +227,7 @@ def _push_transcription(
     project_id: int,
     tags: Tags,
     ids: list[str],
-    rows: dict[str, Utterance],
+    rows: dict[str, ManifestRow],
     asr: dict[str, ASRHypothesis],
     config: StudioConfig,
     progress: Progress | None,
@@ -219,8 +236,8 @@ def _push_transcription(
     tasks, refs = [], []
     for n, uid in enumerate(ids, start=1):
         ref = state.opaque_id(uid)
-        audio = rows[uid].audio
-        assert audio is not None  # checked by push()
+        audio = rows[uid].utterance.audio
+        assert audio is not None  # text-only rows go to the understanding project
         url = upload_audio(client, project_id, ref, opaque_wav(audio))
         tasks.append(
             convert.transcription_task(

@@ -4,11 +4,11 @@ self-training."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 from earmark.core.config import load_config
-from earmark.core.errors import ConfigError
+from earmark.core.errors import CheckpointError, ConfigError
+from training.checkpoint import read_meta
 
 
 @dataclass(frozen=True)
@@ -32,9 +32,14 @@ class ModelRun:
 
     ``lm_text`` (the ASR's only): files of sentences or words, one a line, that its lexicon and
     language models learn from besides the transcripts (``decoding.lm_text``), e.g. the NLU's
-    training text or a list of names the users will say."""
+    training text or a list of names the users will say.
 
-    enabled: bool = True  # also switched off automatically when the data has no such labels
+    ``init``: a base checkpoint (a folder earmark trained, e.g. by ``earmark train``) that
+    round 1 starts from instead of from scratch (a pretrained NLU encoder alone is the NLU
+    config's ``model.encoder``); later rounds start from the round before, as always."""
+
+    enabled: bool = True
+    init: str = ""  # also switched off automatically when the data has no such labels
     config: str = ""
     overrides: tuple[str, ...] = ()
     first_round_minutes: float = 4.0
@@ -145,6 +150,13 @@ def load_loop_config(
             raise ConfigError(f"config key 'data.{name}' is required (a manifest path)")
     if cfg.batch <= 0:
         raise ConfigError(f"config key 'batch': must be positive, got {cfg.batch}")
+    for kind in ("asr", "nlu"):
+        init = getattr(cfg, kind).init
+        if init:
+            try:
+                read_meta(init, kind=kind)
+            except CheckpointError as exc:
+                raise ConfigError(f"config key '{kind}.init': {exc}") from None
     if cfg.nlu.lm_text:
         raise ConfigError("config key 'nlu.lm_text': only the ASR takes LM text (asr.lm_text)")
     return cfg

@@ -80,7 +80,9 @@ def train_round(
         model = recipe(kind)
         settings = cfg.asr if kind == "asr" else cfg.nlu
         train, n_human, n_pseudo = write_training_manifest(cfg, run, round_no, kind)
-        init = previous_checkpoint(run, round_no, kind)
+        init = previous_checkpoint(run, round_no, kind) or (
+            Path(settings.init) if settings.init else None  # round 1 from the base model
+        )
         minutes = settings.minutes if init else settings.first_round_minutes
         say(
             f"round {round_no}: training {kind.upper()} on {counts(n_human, n_pseudo)} "
