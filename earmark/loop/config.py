@@ -4,6 +4,7 @@ self-training."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from earmark.core.config import load_config
