@@ -32,6 +32,7 @@ from earmark.core.config import save_config
 from earmark.core.fileio import write_json
 from earmark.loop.config import load_loop_config
 from earmark.loop.curves import CURVE_METRICS, append_row
+from earmark.loop.effort import run_effort
 from earmark.loop.rounds import run_loop
 from earmark.loop.state import RunFolder
 from labelling.process import start, stop
@@ -287,11 +288,36 @@ def report(args: argparse.Namespace, curves: dict[str, dict[int, list[dict[str, 
                 f"{_f(last.get('wer')):>11}{_f(last.get('intent_accuracy')):>14}  "
                 + " ".join(_f(r.get("asr_confidence_spearman")) for r in rows)
             )
+    report_effort(args.out, result)
     if "random" in result["arms"]:
         report_vs_random(args.seeds, curves, result)
     (args.out / "bench_al.json").write_text(json.dumps(result, indent=2))
     plot_arms(curves, args.out / "bench_al.png")
     print(f"wrote {args.out / 'bench_al.json'} and {args.out / 'bench_al.png'}")
+
+
+def report_effort(out: Path, result: dict[str, Any]) -> None:
+    """What the annotators spent per arm and seed (``earmark.loop.effort``): a strategy that
+    picks the hardest clips costs more per clip; fill each arm's ``effort``."""
+    print(
+        "\nannotation effort (edits from the pre-filled guess to the final label): utterances, "
+        "word edits (per transcript), intent changes, entity changes"
+    )
+    print(
+        f"{'arm':<22}{'seed':>5}{'utts':>7}{'word edits':>12}{'per utt':>9}{'intent':>8}{'entity':>8}"
+    )
+    for arm, data in result["arms"].items():
+        data["effort"] = {}
+        for seed in data["curves"]:
+            run = out / "runs" / f"{arm}-s{seed}"
+            total = run_effort(run)["total"] if run.is_dir() else None
+            data["effort"][seed] = total
+            if total:
+                print(
+                    f"{arm:<22}{seed:>5}{total['utterances']:>7}{total['word_edits']:>12}"
+                    f"{_f(total['word_edits_per_utterance']):>9}{total['intent_changes']:>8}"
+                    f"{total['entity_changes']:>8}"
+                )
 
 
 def report_vs_random(

@@ -1,0 +1,103 @@
+"""What the annotators really spent: edits from the pre-filled guess to the final label.
+
+Counting utterances alone flatters a strategy that sends only the hardest clips: each of them
+costs more to fix. For every utterance a person labelled, the guess they were shown is the
+selecting round's prediction (``rounds/rNNN/{asr,nlu}_predictions.jsonl``) and the answer is
+the imported label (``labelling`` state's ``labels.jsonl``):
+
+- ``word_edits``: word-level edit distance from the pre-filled transcript to the final one
+  (the same count as a WER numerator; a transcript typed from nothing costs its word count);
+- ``intent_changes``: final intent differs from the pre-selected one;
+- ``entity_changes``: entities added, removed or changed (type or value): the larger of
+  (final spans not shown, shown spans not kept), so retyping one span counts once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from earmark.core.manifest import read_manifest
+from earmark.core.predictions import ASRHypothesis, NLUPrediction, read_predictions
+from earmark.core.text import normalize
+from earmark.core.wer import score_utterance
+from earmark.loop.state import RunFolder
+from labelling.state import State
+
+
+@dataclass
+class Effort:
+    """One round's (or a run's) annotation effort; see the module docstring."""
+
+    utterances: int = 0
+    transcripts: int = 0  # utterances whose transcript a person confirmed or corrected
+    words: int = 0  # words in the final transcripts
+    word_edits: int = 0
+    understood: int = 0  # utterances with a final intent
+    intent_changes: int = 0
+    entity_changes: int = 0
+
+    def add(self, other: Effort) -> None:
+        for k, v in asdict(other).items():
+            setattr(self, k, getattr(self, k) + v)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = asdict(self)
+        out["word_edits_per_utterance"] = (
+            round(self.word_edits / self.transcripts, 3) if self.transcripts else None
+        )
+        out["word_edit_rate"] = round(self.word_edits / self.words, 4) if self.words else None
+        out["intent_change_rate"] = (
+            round(self.intent_changes / self.understood, 4) if self.understood else None
+        )
+        return out
+
+
+def _entity_bag(pairs: list[tuple[str, str]]) -> Counter[tuple[str, str]]:
+    return Counter((t, normalize(v)) for t, v in pairs)
+
+
+def run_effort(run_dir: str | Path) -> dict[str, Any]:
+    """Per selection round and in total: ``{"rounds": {round: Effort dict}, "total": ...}``."""
+    run = RunFolder(run_dir)
+    state = State.of(run.root)
+    labels = (
+        {r.id: r.label for r in read_manifest(state.labels) if r.label is not None}
+        if state.labels.is_file()
+        else {}
+    )
+    total = Effort()
+    rounds: dict[str, Any] = {}
+    for round_files in run.rounds():
+        if not round_files.selection.is_file():
+            continue
+        chosen = [json.loads(x)["id"] for x in round_files.selection.read_text().splitlines() if x]
+        asr_path, nlu_path = round_files.predictions("asr"), round_files.predictions("nlu")
+        asr = read_predictions(asr_path, ASRHypothesis) if asr_path.is_file() else {}
+        nlu = read_predictions(nlu_path, NLUPrediction) if nlu_path.is_file() else {}
+        effort = Effort()
+        for uid in chosen:
+            label = labels.get(uid)
+            if label is None:  # flagged, rejected or not yet annotated
+                continue
+            effort.utterances += 1
+            if label.text is not None and uid in asr:
+                score = score_utterance(label.text, asr[uid].text)
+                effort.transcripts += 1
+                effort.words += score.ref_words
+                effort.word_edits += score.word_errors
+            if label.intent is not None:
+                effort.understood += 1
+                guess = nlu.get(uid)
+                effort.intent_changes += guess is None or guess.intent != label.intent
+                final = _entity_bag([(e.type, e.value(label.text or "")) for e in label.entities])
+                shown = _entity_bag([(e.type, e.value) for e in guess.entities] if guess else [])
+                effort.entity_changes += max(
+                    sum((final - shown).values()), sum((shown - final).values())
+                )
+        rounds[str(round_files.number)] = effort.to_dict()
+        total.add(effort)
+    return {"rounds": rounds, "total": total.to_dict()}
