@@ -1,4 +1,4 @@
-"""``earmark corpus import`` and ``earmark corpus check``: thin wrappers around earmark.corpus."""
+"""``earmark corpus import``, ``check`` and ``split``: thin wrappers around earmark.corpus."""
 
 from __future__ import annotations
 
@@ -147,7 +147,28 @@ def check_command(
         raise typer.Exit(1)
 
 
+def split_command(
+    manifest: Path = typer.Argument(..., help="A labelled manifest (e.g. from corpus import)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the loop's files."),
+    seed_size: int = typer.Option(200, "--seed-size", help="Labelled seed set size."),
+    dev_size: int = typer.Option(200, "--dev-size", help="Dev set size."),
+    test_size: int = typer.Option(400, "--test-size", help="Test set size."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the shuffle that splits."),
+) -> None:
+    """Split a labelled manifest into seed, dev, test, an unlabelled pool and its answers: the
+    files of a simulated loop (``data:`` in the loop config)."""
+    from earmark.corpus.split import split_manifest
+
+    files = split_manifest(
+        manifest, out, seed_size=seed_size, dev_size=dev_size, test_size=test_size, seed=seed
+    )
+    typer.echo("data:")
+    for key, path in files.loop_data().items():
+        typer.echo(f"  {key}: {path}")
+
+
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
-    """Add ``import`` and ``check`` to the ``corpus`` group."""
+    """Add ``import``, ``check`` and ``split`` to the ``corpus`` group."""
     groups["corpus"].command("import")(import_command)
     groups["corpus"].command("check")(check_command)
+    groups["corpus"].command("split")(split_command)
