@@ -30,15 +30,17 @@ import numpy as np
 from earmark.core.config import save_config
 from earmark.core.fileio import write_json
 from earmark.loop.config import load_loop_config
-from earmark.loop.curves import CURVE_METRICS, append_row
+from earmark.loop.curves import append_row, plot_arms
 from earmark.loop.effort import run_effort
 from earmark.loop.rounds import run_loop
 from earmark.loop.savings import (
     VS_RANDOM_LEGEND,
     compare_to_random,
     labels_to_reach,
+    saving_cell,
     selected_budget,
     summarise_vs_random,
+    summary_line,
 )
 from earmark.loop.state import RunFolder
 from labelling.process import start, stop
@@ -372,7 +374,7 @@ def report_vs_random(
                 print(
                     f"{strategy:<22}{seed:>5}  {_LABEL[key]:<8}{_f(c['selected']):>9}"
                     f"{_f(c['random_selected']):>12}{_i(c['budget']):>8}"
-                    f"{_saving_cell(c):>9}  {c['status']}" + (f": {c['why']}" if c["why"] else "")
+                    f"{saving_cell(c):>9}  {c['status']}" + (f": {c['why']}" if c["why"] else "")
                 )
             summary = summarise_vs_random(per_seed_vs)
             result["arms"][strategy][f"vs_random_{key}"] = summary
@@ -380,77 +382,11 @@ def report_vs_random(
     result["vs_random_legend"] = VS_RANDOM_LEGEND
 
 
-# What each field of an arm's ``vs_random_<metric>`` in bench_al.json means (written beside it).
 _LABEL = {"wer": "WER", "intent_accuracy": "intent"}
-
-
-def summary_line(arm: str, target: str, summary: dict[str, Any]) -> str:
-    """One sentence for the table: the point estimate, then each kind of excluded seed."""
-    n = len(summary["seeds_reached"])
-    head = f"{arm} vs random, selected labels to reach each seed's {target} target: " + (
-        f"saving {_f(summary['saving'])} ± {_f(summary['spread'])} (ratio "
-        f"{_f(summary['mean_ratio'])}; mean ± sd over {n} seed{'s' if n != 1 else ''} "
-        "that reached the target)"
-        if n
-        else "no saving (no seed where both reached it on equal budgets)"
-    )
-    parts = [head]
-    if summary["seeds_censored"]:
-        bounds = ", ".join(f"seed {s} <= {_f(b)}" for s, b in summary["seeds_censored"].items())
-        parts.append(f"censored (never reached; a bound, not in the estimate): {bounds}")
-    for field, name in (("seeds_refused", "refused"), ("seeds_not_comparable", "not comparable")):
-        if summary[field]:
-            parts.append(
-                f"{name}: " + ", ".join(f"seed {s} ({w})" for s, w in summary[field].items())
-            )
-    return "; ".join(parts)
-
-
-def _saving_cell(c: dict[str, Any]) -> str:
-    if c["status"] == "censored":
-        return f"<={_f(c['saving_at_most'])}"
-    return _f(c["saving"])
 
 
 def _i(x: int | None) -> str:
     return "-" if x is None else str(x)
-
-
-def plot_arms(curves: dict[str, dict[int, list[dict[str, Any]]]], out: Path) -> None:
-    """Each metric against labels: one colour per arm, a thin line per seed, a bold mean."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    present = [(k, t) for k, t in CURVE_METRICS if any(
-        k in r for by_seed in curves.values() for rows in by_seed.values() for r in rows
-    )]  # fmt: skip
-    if not present:
-        return
-    fig, axes = plt.subplots(1, len(present), figsize=(5 * len(present), 4), squeeze=False)
-    for ax, (key, title) in zip(axes[0], present, strict=True):
-        for i, (arm, by_seed) in enumerate(curves.items()):
-            colour = f"C{i}"
-            runs = [[(r["labelled"], r[key]) for r in rows if r.get(key) is not None]
-                    for rows in by_seed.values()]  # fmt: skip
-            runs = [pts for pts in runs if pts]
-            for pts in runs:
-                ax.plot(*zip(*pts, strict=True), color=colour, alpha=0.3, linewidth=1)
-            n = min((len(pts) for pts in runs), default=0)
-            if n:
-                xs = [float(np.mean([pts[j][0] for pts in runs])) for j in range(n)]
-                ys = [float(np.mean([pts[j][1] for pts in runs])) for j in range(n)]
-                ax.plot(xs, ys, color=colour, marker="o", linewidth=2.5,
-                        label=f"{arm} (mean of {len(runs)} seeds)")  # fmt: skip
-        ax.set_xlabel("human-labelled utterances")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle("active learning vs random (thin: one seed; bold: the mean)")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
 
 
 def _f(x: float | None) -> str:

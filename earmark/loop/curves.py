@@ -80,6 +80,45 @@ def plot_curves(
     return out
 
 
+def plot_arms(curves: dict[str, dict[int, list[dict[str, Any]]]], out: Path) -> None:
+    """Runs of several arms (strategies) and seeds, ``arm -> seed -> curve rows``: each metric
+    against labels, one colour per arm, a thin line per seed, a bold mean."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    present = [(k, t) for k, t in CURVE_METRICS if any(
+        k in r for by_seed in curves.values() for rows in by_seed.values() for r in rows
+    )]  # fmt: skip
+    if not present:
+        return
+    fig, axes = plt.subplots(1, len(present), figsize=(5 * len(present), 4), squeeze=False)
+    for ax, (key, title) in zip(axes[0], present, strict=True):
+        for i, (arm, by_seed) in enumerate(curves.items()):
+            colour = f"C{i}"
+            runs = [[(r["labelled"], r[key]) for r in rows if r.get(key) is not None]
+                    for rows in by_seed.values()]  # fmt: skip
+            runs = [pts for pts in runs if pts]
+            for pts in runs:
+                ax.plot(*zip(*pts, strict=True), color=colour, alpha=0.3, linewidth=1)
+            n = min((len(pts) for pts in runs), default=0)
+            if n:
+                xs = [float(np.mean([pts[j][0] for pts in runs])) for j in range(n)]
+                ys = [float(np.mean([pts[j][1] for pts in runs])) for j in range(n)]
+                ax.plot(xs, ys, color=colour, marker="o", linewidth=2.5,
+                        label=f"{arm} (mean of {len(runs)} seeds)")  # fmt: skip
+        ax.set_xlabel("human-labelled utterances")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle("active learning vs random (thin: one seed; bold: the mean)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """The learning-curve table as aligned text (what the demo prints)."""
     keys = ["round", "labelled"] + [k for k, _ in CURVE_METRICS if any(k in r for r in rows)]

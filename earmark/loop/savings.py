@@ -115,3 +115,36 @@ def summarise_vs_random(per_seed: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "seeds_not_comparable": having("not_comparable", "why"),
         "per_seed": per_seed,
     }
+
+
+def summary_line(arm: str, target: str, summary: dict[str, Any]) -> str:
+    """One sentence for the table: the point estimate, then each kind of excluded seed."""
+    n = len(summary["seeds_reached"])
+    head = f"{arm} vs random, selected labels to reach each seed's {target} target: " + (
+        f"saving {_f(summary['saving'])} ± {_f(summary['spread'])} (ratio "
+        f"{_f(summary['mean_ratio'])}; mean ± sd over {n} seed{'s' if n != 1 else ''} "
+        "that reached the target)"
+        if n
+        else "no saving (no seed where both reached it on equal budgets)"
+    )
+    parts = [head]
+    if summary["seeds_censored"]:
+        bounds = ", ".join(f"seed {s} <= {_f(b)}" for s, b in summary["seeds_censored"].items())
+        parts.append(f"censored (never reached; a bound, not in the estimate): {bounds}")
+    for field, name in (("seeds_refused", "refused"), ("seeds_not_comparable", "not comparable")):
+        if summary[field]:
+            parts.append(
+                f"{name}: " + ", ".join(f"seed {s} ({w})" for s, w in summary[field].items())
+            )
+    return "; ".join(parts)
+
+
+def saving_cell(c: dict[str, Any]) -> str:
+    """One seed's comparison (``compare_to_random``) in a table cell."""
+    if c["status"] == "censored":
+        return f"<={_f(c['saving_at_most'])}"
+    return _f(c["saving"])
+
+
+def _f(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
