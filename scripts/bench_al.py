@@ -106,6 +106,13 @@ def data_for(args: argparse.Namespace, seed: int) -> dict[str, str]:
     return files.loop_data()
 
 
+def minute_overrides(args: argparse.Namespace) -> list[str]:
+    """The training budgets given on the command line (the rest stay the config's)."""
+    keys = {"asr_first_minutes": ["asr.first_round_minutes"], "asr_minutes": ["asr.minutes"],
+            "nlu_minutes": ["nlu.first_round_minutes", "nlu.minutes"]}  # fmt: skip
+    return [f"{k}={v}" for a, ks in keys.items() if (v := getattr(args, a)) is not None for k in ks]
+
+
 def run_arm(
     args: argparse.Namespace, server_ws: Path, port: int, arm: str, seed: int
 ) -> list[dict[str, Any]]:
@@ -131,9 +138,7 @@ def run_arm(
         f"batch={args.batch}", f"seed={seed}", f"selection.strategy={strategy}",
         f"selection.diverse={str(strategy != 'random').lower()}", f"stopping.rounds={args.rounds}",
         "stopping.patience=0", f"studio_config={run / 'studio.yaml'}",
-        f"asr.first_round_minutes={args.asr_first_minutes}", f"asr.minutes={args.asr_minutes}",
-        f"nlu.first_round_minutes={args.nlu_minutes}", f"nlu.minutes={args.nlu_minutes}",
-        *arm_overrides,
+        *minute_overrides(args), *arm_overrides,
     ]  # fmt: skip
     cfg = load_loop_config(args.config, overrides)
     share_first_round(args, arm, seed, run)
@@ -174,9 +179,8 @@ def main() -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--batch", type=int, default=100)
-    p.add_argument("--asr-first-minutes", type=float, default=5.0)
-    p.add_argument("--asr-minutes", type=float, default=2.5)
-    p.add_argument("--nlu-minutes", type=float, default=0.5)
+    for flag in ("asr-first-minutes", "asr-minutes", "nlu-minutes"):
+        p.add_argument(f"--{flag}", type=float, default=None, help="default: the --config's")
     p.add_argument(
         "--target-wer",
         type=float,
