@@ -43,6 +43,9 @@ class ModelRun:
     init: str = ""  # also switched off automatically when the data has no such labels
     config: str = ""
     overrides: tuple[str, ...] = ()
+    # added to ``overrides`` when a round starts from an earlier checkpoint (the round before,
+    # or ``init``): a warm model needs a shorter schedule than one trained from the start
+    warm_overrides: tuple[str, ...] = ()
     first_round_minutes: float = 4.0
     minutes: float = 2.0  # later rounds warm-start from the previous round's checkpoint
     lm_text: tuple[str, ...] = ()

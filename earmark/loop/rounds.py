@@ -90,7 +90,8 @@ def train_round(
         )
         checkpoint = model.train(
             train, Path(cfg.data.dev), rf.checkpoint_dir(kind),
-            config=settings.config or None, overrides=settings.overrides, minutes=minutes,
+            config=settings.config or None, minutes=minutes,
+            overrides=(*settings.overrides, *(settings.warm_overrides if init else ())),
             init=init, log=say, lm_text=settings.lm_text,
         )  # fmt: skip
         checkpoints[kind] = str(checkpoint)

@@ -91,6 +91,7 @@ def test_round_one_starts_from_the_base_checkpoint(
     )
     cfg = yaml.safe_load(config.read_text())
     cfg["nlu"]["init"] = str(base)
+    cfg["nlu"]["warm_overrides"] = ["optim.max_epochs=3"]  # a warm start's own schedule
     config.write_text(yaml.safe_dump(cfg))
 
     run = studio.workspace
@@ -103,6 +104,7 @@ def test_round_one_starts_from_the_base_checkpoint(
     )
     first = json.loads((run / "rounds" / "r001" / "checkpoints.json").read_text())["nlu"]
     assert read_meta(first).parent == str(base)
+    assert read_meta(first).config["optim"]["max_epochs"] == 3  # not the cold schedule's 2
 
 
 def test_a_base_checkpoint_of_the_wrong_kind_is_refused_by_name(tmp_path: Path) -> None:
