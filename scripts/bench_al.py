@@ -28,9 +28,8 @@ from typing import Any
 import numpy as np
 
 from earmark.core.config import save_config
-from earmark.core.fileio import write_json
 from earmark.loop.config import load_loop_config
-from earmark.loop.curves import append_row, plot_arms
+from earmark.loop.curves import plot_arms
 from earmark.loop.effort import run_effort
 from earmark.loop.rounds import run_loop
 from earmark.loop.savings import (
@@ -42,7 +41,8 @@ from earmark.loop.savings import (
     summarise_vs_random,
     summary_line,
 )
-from earmark.loop.state import RunFolder
+from earmark.loop.state import RunFolder, copy_trained_round
+from earmark.loop.warmup import rank_check_history
 from labelling.process import start, stop
 from labelling.settings import Paths, load_studio_config
 
@@ -66,28 +66,14 @@ def share_first_round(args: argparse.Namespace, strategy: str, seed: int, run: P
     alone): copy it from an arm that has trained it. Training the same thing twice would
     cost minutes and add noise that is not the strategies' doing (under a time budget two
     runs of one recipe differ); the loop treats a round with metrics as trained."""
-    first = RunFolder(run).round(1)
-    if first.trained:
+    if RunFolder(run).round(1).trained:
         return
     for other in args.strategies:
         src = RunFolder(args.out / "runs" / f"{other}-s{seed}").round(1)
-        if other == strategy or not src.trained:
-            continue
-        first.dir.mkdir(parents=True, exist_ok=True)
-        checkpoints = {}
-        for model, path in json.loads(src.checkpoints.read_text()).items():
-            ignore = shutil.ignore_patterns("last", ".last.*")  # resume state is not shared
-            shutil.copytree(path, first.checkpoint_dir(model), ignore=ignore)
-            checkpoints[model] = str(first.checkpoint_dir(model))
-        for kind in ("asr", "nlu"):
-            if src.train_manifest(kind).is_file():
-                shutil.copy(src.train_manifest(kind), first.train_manifest(kind))
-        row = json.loads(src.metrics.read_text())
-        write_json(first.checkpoints, checkpoints)
-        write_json(first.metrics, row)
-        append_row(run, row)
-        print(f"[{strategy}-s{seed}] round 1 shared with {other}-s{seed}", file=sys.stderr)
-        return
+        if other != strategy and src.trained:
+            copy_trained_round(src, RunFolder(run))
+            print(f"[{strategy}-s{seed}] round 1 shared with {other}-s{seed}", file=sys.stderr)
+            return
 
 
 def data_for(args: argparse.Namespace, seed: int) -> dict[str, str]:
@@ -185,13 +171,13 @@ def main() -> None:
         "--target-wer",
         type=float,
         default=None,
-        help="WER to reach (default: the random arm's mean final WER)",
+        help="WER to reach (default: the random arm's final WER on each seed)",
     )
     p.add_argument(
         "--target-intent",
         type=float,
         default=None,
-        help="intent accuracy to reach (default: the random arm's mean final accuracy)",
+        help="intent accuracy to reach (default: the random arm's final value on each seed)",
     )
     p.add_argument("--port", type=int, default=8095)
     p.add_argument(
@@ -199,7 +185,16 @@ def main() -> None:
         action="store_true",
         help="recompute the table, JSON and plot from the run folders already in --out",
     )
+    p.add_argument(
+        "--budget",
+        type=int,
+        default=None,
+        help="with --report-only: cut every curve at this many selected labels (the "
+        "saving a smaller budget would have shown); writes bench_al_budgetN.json/png",
+    )
     args = p.parse_args()
+    if args.budget is not None and not args.report_only:
+        p.error("--budget reads finished runs: give --report-only too")
     given = [args.seed_labelled, args.pool, args.dev, args.test, args.answers]
     if not args.report_only and not args.slurp and not all(given):
         p.error("give --seed-labelled, --pool, --dev, --test and --answers, or --slurp")
@@ -213,7 +208,12 @@ def main() -> None:
             for seed in args.seeds:
                 path = RunFolder(args.out / "runs" / f"{strategy}-s{seed}").metrics
                 if path.is_file():
-                    curves[strategy][seed] = list(json.loads(path.read_text()))
+                    rows = list(json.loads(path.read_text()))
+                    if args.budget is not None:
+                        rows = [
+                            r for r in rows if r["labelled"] - rows[0]["labelled"] <= args.budget
+                        ]
+                    curves[strategy][seed] = rows
     else:
         server_ws = args.out / "server"
         studio_cfg = load_studio_config(None, [f"server.port={args.port}"])
@@ -225,16 +225,6 @@ def main() -> None:
         finally:
             stop(server_ws)
     report(args, curves)
-
-
-def rank_checks(out: Path, arm: str, seed: int) -> list[float | None]:
-    """Per selection round, the dev Spearman of the arm's warm-up check (None: no check)."""
-    found = []
-    for rf in RunFolder(out / "runs" / f"{arm}-s{seed}").rounds():
-        if rf.selection.is_file():
-            check = rf.rank_check
-            found.append(json.loads(check.read_text())["spearman"] if check.is_file() else None)
-    return found
 
 
 def final_mean(by_seed: dict[int, list[dict[str, Any]]], key: str) -> float | None:
@@ -283,7 +273,9 @@ def report(args: argparse.Namespace, curves: dict[str, dict[int, list[dict[str, 
             arm[f"selected_to_{key}"] = {
                 s: (v - seed_size[s] if v is not None else None) for s, v in reached.items()
             }
-        arm["rank_checks"] = {str(s): rank_checks(args.out, strategy, s) for s in by_seed}
+        arm["rank_checks"] = {
+            str(s): rank_check_history(args.out / "runs" / f"{strategy}-s{s}") for s in by_seed
+        }
         result["arms"][strategy] = arm
     print(
         "targets per seed (default: random's final value on that seed): "
@@ -317,9 +309,10 @@ def report(args: argparse.Namespace, curves: dict[str, dict[int, list[dict[str, 
     report_effort(args.out, result)
     if "random" in result["arms"]:
         report_vs_random(args.seeds, curves, result)
-    (args.out / "bench_al.json").write_text(json.dumps(result, indent=2))
-    plot_arms(curves, args.out / "bench_al.png")
-    print(f"wrote {args.out / 'bench_al.json'} and {args.out / 'bench_al.png'}")
+    name = "bench_al" if getattr(args, "budget", None) is None else f"bench_al_budget{args.budget}"
+    (args.out / f"{name}.json").write_text(json.dumps(result, indent=2))
+    plot_arms(curves, args.out / f"{name}.png")
+    print(f"wrote {args.out / f'{name}.json'} and {args.out / f'{name}.png'}")
 
 
 def report_effort(out: Path, result: dict[str, Any]) -> None:

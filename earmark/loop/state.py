@@ -195,3 +195,27 @@ class RunFolder:
             yield
         finally:
             f.close()
+
+
+def copy_trained_round(src: RoundFiles, run: RunFolder) -> None:
+    """Make ``src`` (a trained round of another run) this run's round of the same number:
+    checkpoints (without their resume state), training manifests, metrics and the curve's row.
+    The loop then treats it as trained. For benchmarks whose arms share a first round."""
+    import shutil
+
+    from earmark.loop.curves import append_row
+
+    dst = run.round(src.number)
+    dst.dir.mkdir(parents=True, exist_ok=True)
+    checkpoints = {}
+    for model, path in json.loads(src.checkpoints.read_text()).items():
+        ignore = shutil.ignore_patterns("last", ".last.*")  # resume state is not shared
+        shutil.copytree(path, dst.checkpoint_dir(model), ignore=ignore)
+        checkpoints[model] = str(dst.checkpoint_dir(model))
+    for kind in ("asr", "nlu"):
+        if src.train_manifest(kind).is_file():
+            shutil.copy(src.train_manifest(kind), dst.train_manifest(kind))
+    row = json.loads(src.metrics.read_text())
+    write_json(dst.checkpoints, checkpoints)
+    write_json(dst.metrics, row)
+    append_row(run.root, row)

@@ -15,9 +15,11 @@ from the first round where the ranking holds up, the strategy takes over.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from earmark.core.manifest import ManifestRow
@@ -100,3 +102,16 @@ def rank_check(
         spearman=None if math.isnan(rho) else round(rho, 4),
         threshold=threshold,
     )
+
+
+def rank_check_history(run_dir: str | Path) -> list[float | None]:
+    """Per selection round of a run, the dev Spearman its warm-up check measured (None: no
+    check that round)."""
+    from earmark.loop.state import RunFolder
+
+    found: list[float | None] = []
+    for rf in RunFolder(run_dir).rounds():
+        if rf.selection.is_file():
+            check = rf.rank_check
+            found.append(json.loads(check.read_text())["spearman"] if check.is_file() else None)
+    return found
