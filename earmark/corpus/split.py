@@ -69,9 +69,10 @@ def split_manifest(
     answers = order[start:]
     folder = Path(out)
     files = SplitFiles(
-        *(folder / f"{n}.jsonl" for n in ("seed", "pool", "dev", "test", "pool_answers")),
+        seed=folder / "seed.jsonl", pool=folder / "pool.jsonl", dev=folder / "dev.jsonl",
+        test=folder / "test.jsonl", answers=folder / "pool_answers.jsonl",
         schema=folder / "schema.json",
-    )
+    )  # fmt: skip
     for name in SPLITS:
         write_manifest(getattr(files, name), parts[name])
     write_manifest(files.pool, [_unlabelled(r) for r in answers])
