@@ -139,6 +139,11 @@ def push(
             summary.already_pushed += 1
             continue
         text_only = not rows[uid].utterance.audio  # a typed request: nothing to hear or transcribe
+        if text_only and "understanding" not in tags:
+            raise StudioError(
+                f"utterance {uid} is text without audio, and this workspace has no "
+                "understanding project to send it to"
+            )
         direct = "understanding" in tags and (
             text_only or _confident(asr.get(uid), nlu.get(uid), config)
         )

@@ -39,8 +39,8 @@ class ModelRun:
     round 1 starts from instead of from scratch (a pretrained NLU encoder alone is the NLU
     config's ``model.encoder``); later rounds start from the round before, as always."""
 
-    enabled: bool = True
-    init: str = ""  # also switched off automatically when the data has no such labels
+    enabled: bool = True  # also switched off automatically when the data has no such labels
+    init: str = ""
     config: str = ""
     overrides: tuple[str, ...] = ()
     # added to ``overrides`` when a round starts from an earlier checkpoint (the round before,
