@@ -22,9 +22,9 @@ class DataConfig:
     dev: str = ""
     test: str = ""
     answers: str = ""
-    schema: str = (
-        ""  # optional YAML/JSON {intents, entity_types} (the built-in corpus's corpus.json)
-    )
+    # optional YAML/JSON {intents, entity_types} (the built-in corpus's corpus.json): the
+    # labels the annotators choose from, and the NLU's outputs from round 1
+    schema: str = ""
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,7 @@ def train_round(
         checkpoint = model.train(
             train, Path(cfg.data.dev), rf.checkpoint_dir(kind),
             config=settings.config or None, minutes=minutes,
-            overrides=(*settings.overrides, *(settings.warm_overrides if init else ())),
+            overrides=_overrides(cfg, kind, init is not None),
             init=init, log=say, lm_text=settings.lm_text,
         )  # fmt: skip
         checkpoints[kind] = str(checkpoint)
@@ -110,6 +110,15 @@ def train_round(
     write_json(rf.metrics, row)
     _log_row(run, row)
     return row
+
+
+def _overrides(cfg: LoopConfig, kind: str, warm: bool) -> tuple[str, ...]:
+    """A round's training overrides: the NLU learns the label set the annotators choose from
+    (``data.schema``, so every intent has its output from round 1, started at its name), then
+    the model's own overrides (which may replace it), then the warm-start ones."""
+    settings = cfg.asr if kind == "asr" else cfg.nlu
+    schema = (f"schema={cfg.data.schema}",) if kind == "nlu" and cfg.data.schema else ()
+    return (*schema, *settings.overrides, *(settings.warm_overrides if warm else ()))
 
 
 def _log_row(run: RunFolder, row: dict[str, Any]) -> None:

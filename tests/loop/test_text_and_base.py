@@ -16,6 +16,7 @@ from earmark.core.manifest import ManifestRow, read_manifest, write_manifest
 from earmark.core.records import Label
 from earmark.loop.config import load_loop_config
 from training.checkpoint import read_meta
+from training.nlu.model import NLU_FILE
 
 
 def text_corpus(corpus: Path, out: Path) -> dict[str, str]:
@@ -72,6 +73,13 @@ def test_a_text_corpus_runs_two_rounds_of_understanding_tasks(
     assert set(round3) == {"nlu"}
     trained_on = read_manifest(run / "rounds" / "r003" / "train_nlu.jsonl")
     assert len(trained_on) == 24 + 2 * BATCH
+    # from round 1 the NLU can answer every intent the annotators choose from (data.schema,
+    # here the corpus's own), also those its first labels never had
+    schema = json.loads((tiny_corpus / "corpus.json").read_text())
+    round1 = json.loads((run / "rounds" / "r001" / "checkpoints.json").read_text())
+    first = json.loads((Path(round1["nlu"]) / NLU_FILE).read_text())
+    seed_intents = {r.label.intent for r in read_manifest(data["seed"]) if r.label}
+    assert set(first["intents"]) == set(schema["intents"]) > seed_intents
 
 
 @pytest.mark.slow
