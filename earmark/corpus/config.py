@@ -1,8 +1,8 @@
 """What ``build_corpus`` is configured by: one frozen dataclass per concern.
 
 ``SynthConfig`` is the whole of it (``configs/corpus.yaml`` spells out its defaults);
-``SplitSizes``, ``VoiceGrid``, ``NoiseConfig`` and ``SeedProfile`` are its parts. Every
-``__post_init__`` raises ``ValueError`` naming the key when a value is out of range.
+``SplitSizes``, ``VoiceGrid``, ``NoiseConfig``, ``SeedProfile`` and ``Deployment`` are its
+parts. Every ``__post_init__`` raises ``ValueError`` naming the key when a value is out of range.
 """
 
 from __future__ import annotations
@@ -120,6 +120,20 @@ class SeedProfile:
 
 
 @dataclass(frozen=True)
+class Deployment:
+    """A launch: the seed split is the source domain a base model is built on (its
+    ``seed_profile`` voices, noise and intents), and pool, dev and test mix that domain with
+    a ``shifted_share`` drawn outside it (the other voices, with the corpus's noise and every
+    intent). Each row's manifest carries ``domain: source | shifted``. 0: no scenario."""
+
+    shifted_share: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.shifted_share <= 1:
+            raise ValueError("deployment.shifted_share must be in [0, 1] (0: no scenario)")
+
+
+@dataclass(frozen=True)
 class SynthConfig:
     """Everything ``build_corpus`` needs besides the seed (``configs/corpus.yaml``)."""
 
@@ -134,6 +148,7 @@ class SynthConfig:
     voices: VoiceGrid = field(default_factory=VoiceGrid)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     seed_profile: SeedProfile = field(default_factory=SeedProfile)
+    deployment: Deployment = field(default_factory=Deployment)
     workers: int = 3  # synthesis threads (each mostly waits on an engine subprocess)
 
     def __post_init__(self) -> None:
@@ -150,6 +165,11 @@ class SynthConfig:
             raise ValueError(
                 "seed_profile.voices must be <= n_voices - holdout_voices "
                 f"({self.n_voices - self.holdout_voices}, the voices a seed utterance can have)"
+            )
+        if self.deployment.shifted_share > 0 and self.seed_profile.voices == 0:
+            raise ValueError(
+                "deployment.shifted_share needs seed_profile.voices > 0: the source domain is "
+                "a few voices, and a shifted utterance is spoken by one of the others"
             )
         if self.workers < 1:
             raise ValueError("workers must be >= 1")

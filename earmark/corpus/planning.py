@@ -53,12 +53,15 @@ class PlannedUtterance:
     label: Label
     voice: Voice
     rendering: Rendering
+    domain: str = ""  # "source" or "shifted" in a deployment scenario, else ""
 
     @property
     def fields(self) -> MappingProxyType[str, str]:
-        """Its manifest's extra fields: the engine and the noise kind, for ``earmark evaluate
-        --by engine|noise`` (the voice is the manifest's private speaker)."""
-        return MappingProxyType({"engine": self.voice.engine, "noise": self.rendering.noise})
+        """Its manifest's extra fields: the engine, the noise kind and (in a deployment
+        scenario) the domain, for ``earmark evaluate --by engine|noise|domain`` (the voice is
+        the manifest's private speaker)."""
+        fields = {"engine": self.voice.engine, "noise": self.rendering.noise}
+        return MappingProxyType({**fields, **({"domain": self.domain} if self.domain else {})})
 
     @property
     def audio_name(self) -> str:
@@ -136,6 +139,20 @@ def draw_rendering(noise: NoiseConfig, rng: random.Random, babble_key: str) -> R
     )
 
 
+@dataclass(frozen=True)
+class _Shift:
+    """A deployment split's other part: ``share`` of its rows drawn from ``scope``."""
+
+    scope: _Scope
+    share: float
+
+
+def _takes(i: int, share: float) -> bool:
+    """Whether item ``i`` of a low-discrepancy sequence falls in a part of size ``share``:
+    exact proportions, the part present early on."""
+    return int((i + 1) * share + 0.5) > int(i * share + 0.5)
+
+
 def _plan_split(
     split: str,
     n: int,
@@ -144,19 +161,31 @@ def _plan_split(
     seen: set[tuple[str, str]],
     babble_key: str,
     seed: int,
+    shift: _Shift | None = None,
 ) -> list[PlannedUtterance]:
     """``n`` utterances of ``split`` from ``scope``, none with a (text, voice) pair in ``seen``
-    (which gains the new pairs); engines alternate in the ratio ``share`` (None: one engine)."""
+    (which gains the new pairs); engines alternate in the ratio ``share`` (None: one engine).
+    With ``shift``, its share of the rows come from its scope (domain "shifted", the others
+    "source")."""
     rng = random.Random(f"earmark-{split}-{seed}")
-    by_engine = {e: [v for v in scope.voices if v.engine == e] for e in ENGINES}
+    scopes = {"source": scope, "shifted": shift.scope} if shift else {"": scope}
+    voices_of = {
+        d: {e: [v for v in sc.voices if v.engine == e] for e in ENGINES} for d, sc in scopes.items()
+    }
     rows: list[PlannedUtterance] = []
+    drawn = dict.fromkeys(scopes, 0)  # each domain's engines alternate on their own
     for i in range(n):
+        domain = ("shifted" if _takes(i, shift.share) else "source") if shift else ""
+        by_engine, intents = voices_of[domain], scopes[domain].intents
+        k, drawn[domain] = drawn[domain], drawn[domain] + 1
         if share is None:
             engine = next(e for e in ENGINES if by_engine[e])
-        else:  # a low-discrepancy sequence: exact proportions, both engines early on
-            engine = "flite" if int((i + 1) * share + 0.5) > int(i * share + 0.5) else "espeak-ng"
+        else:
+            engine = "flite" if _takes(k, share) else "espeak-ng"
+            if not by_engine[engine]:  # a scope with one engine's voices only
+                engine = next(e for e in ENGINES if by_engine[e])
         for _attempt in range(100):
-            text, intent, entities = grammar.sample(rng, scope.intents)
+            text, intent, entities = grammar.sample(rng, intents)
             voice = rng.choice(by_engine[engine])
             if (text, voice.id) not in seen:
                 break
@@ -165,8 +194,8 @@ def _plan_split(
         seen.add((text, voice.id))
         uid = f"{split}-{i:05d}"
         label = Label(uid, text, intent, entities, LabelSource.SEED)
-        rendering = draw_rendering(scope.noise, rng, babble_key)
-        rows.append(PlannedUtterance(uid, split, label, voice, rendering))
+        rendering = draw_rendering(scopes[domain].noise, rng, babble_key)
+        rows.append(PlannedUtterance(uid, split, label, voice, rendering, domain))
     return rows
 
 
@@ -186,6 +215,10 @@ def plan_corpus(config: SynthConfig, seed: int, engines: Sequence[str]) -> list[
     the broad seed split is planned all the same (the pool's draws avoid its pairs), then
     replaced by a narrow one drawn last, so pool, dev and test come out exactly as without
     the profile and their audio is shared with a corpus built without it.
+
+    ``config.deployment`` (a shifted share > 0) makes the profile's scope the source domain:
+    the seed split is drawn from it alone, and pool, dev and test take the shifted share of
+    their rows from the other voices (the corpus's noise, every intent) and the rest from it.
     """
     voices = choose_voices(config, engines, seed)
     held = holdout_ids(voices, config.holdout_voices, seed)
@@ -199,17 +232,33 @@ def plan_corpus(config: SynthConfig, seed: int, engines: Sequence[str]) -> list[
         )
         for split in SPLITS
     }
+    narrow = _seed_scope(config, seed, broad["seed"], share)
     seen: set[tuple[str, str]] = set()
+    if config.deployment.shifted_share > 0:  # seed: the source; the rest: source + shifted
+        planned = {}
+        for split in _PLAN_ORDER:
+            shift = None if split == "seed" else _shift(config, broad[split], narrow)
+            n = getattr(config.sizes, split)
+            planned[split] = _plan_split(split, n, narrow, share, seen, babble_key, seed, shift)
+        planned["seed"] = [replace(u, domain="source") for u in planned["seed"]]
+        return [u for split in SPLITS for u in planned[split]]
     planned = {
         split: _plan_split(
             split, getattr(config.sizes, split), broad[split], share, seen, babble_key, seed
         )
         for split in _PLAN_ORDER
     }
-    narrow = _seed_scope(config, seed, broad["seed"], share)
     if narrow != broad["seed"]:
         seen -= {(u.label.text or "", u.voice.id) for u in planned["seed"]}
         planned["seed"] = _plan_split(
             "seed", config.sizes.seed, narrow, share, seen, babble_key, seed
         )
     return [u for split in SPLITS for u in planned[split]]
+
+
+def _shift(config: SynthConfig, broad: _Scope, source: _Scope) -> _Shift:
+    """A deployment split's shifted part: the voices outside the source's, with ``broad``'s
+    noise and every intent."""
+    ids = {v.id for v in source.voices}
+    others = tuple(v for v in broad.voices if v.id not in ids)
+    return _Shift(_Scope(others, grammar.INTENTS, broad.noise), config.deployment.shifted_share)

@@ -52,6 +52,7 @@ from earmark.corpus.config import (
     ENGINES,
     SAMPLE_RATE,
     SPLITS,
+    Deployment,
     NoiseConfig,
     SeedProfile,
     SplitSizes,
@@ -211,6 +212,7 @@ def _corpus_info(
         # How narrow the seed split is next to the others (see seed_profile).
         "splits": {s: _split_counts([u for u in plan if u.split == s]) for s in SPLITS},
         "intents_not_in_seed": [i for i in intents if i not in seed_heard],
+        **_deployment_info(config, plan),
         "entity_types": sorted({e.type for u in plan for e in u.label.entities}),
         "grammar": {"intents": len(grammar.INTENTS), "entity_types": len(grammar.ENTITY_TYPES)},
         "noise": dict(sorted(Counter(u.rendering.noise for u in plan).items())),
@@ -222,12 +224,31 @@ def _corpus_info(
     }
 
 
+def _deployment_info(config: SynthConfig, plan: list[PlannedUtterance]) -> dict[str, Any]:
+    """In a deployment scenario: its shifted share, the source voices and each split's rows
+    per domain (nothing otherwise)."""
+    if config.deployment.shifted_share <= 0:
+        return {}
+    per_split = {
+        s: dict(sorted(Counter(u.domain for u in plan if u.split == s).items())) for s in SPLITS
+    }
+    source = sorted({u.voice.id for u in plan if u.domain == "source"})
+    return {
+        "deployment": {
+            "shifted_share": config.deployment.shifted_share,
+            "source_voices": source,
+            "domains": per_split,
+        }
+    }
+
+
 __all__ = [
     "ENGINES",
     "INSTALL_HINT",
     "SAMPLE_RATE",
     "SPLITS",
     "CorpusSummary",
+    "Deployment",
     "Engine",
     "EspeakCli",
     "EspeakLibrary",
