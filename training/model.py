@@ -77,9 +77,16 @@ class Recipe(Protocol[M]):
         ...
 
     def evaluate(
-        self, checkpoint: Path, rows: list[ManifestRow], *, n_resamples: int
+        self,
+        checkpoint: Path,
+        rows: list[ManifestRow],
+        *,
+        n_resamples: int,
+        by: Sequence[str] = (),
     ) -> dict[str, float | None]:
-        """The learning curve's numbers for this model on ``rows`` (point estimates)."""
+        """The learning curve's numbers for this model on ``rows`` (point estimates), and
+        for each value of each ``by`` field of the rows the same on those rows alone, keyed
+        ``name@field=value`` (``earmark.core.groups.figures_by``)."""
         ...
 
     def dev_metrics(self, checkpoint: Path) -> dict[str, float | None]:

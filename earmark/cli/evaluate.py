@@ -21,13 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from earmark.core.errors import CheckpointError, EarmarkError, ManifestError
+from earmark.core.errors import CheckpointError, EarmarkError
+from earmark.core.groups import check_fields, group_positions
 from earmark.core.manifest import ManifestRow, read_manifest, row_to_dict
 
 if TYPE_CHECKING:  # numpy stays out of the CLI's start-up
     from earmark.core.stats import Better, PairedDifference
-
-MISSING = "(none)"  # the group of rows without the ``--by`` field
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
@@ -101,36 +100,6 @@ def score_checkpoints(
     return out
 
 
-def check_fields(fields_of: dict[str, dict[str, Any]], by: Sequence[str]) -> None:
-    """Raise ``ManifestError`` naming each ``by`` field that no row has (``fields_of``: each
-    row's manifest object by id), and the fields there are."""
-    available = sorted({key for fields in fields_of.values() for key in fields})
-    unknown = [f for f in by if f not in available]
-    if unknown:
-        raise ManifestError(
-            f"--by: no row of the manifest has the field(s) {', '.join(map(repr, unknown))}; "
-            f"fields available: {', '.join(available)}"
-        )
-
-
-def group_positions(
-    ids: Sequence[str], fields_of: dict[str, dict[str, Any]], field: str
-) -> dict[str, list[int]]:
-    """``{value: positions in ids}`` of the rows by their ``field`` (``MISSING`` without it),
-    sorted by value; values that are not strings are shown as JSON."""
-    groups: dict[str, list[int]] = {}
-    for i, uid in enumerate(ids):
-        value = fields_of[uid].get(field)
-        if value is None:
-            key = MISSING
-        elif isinstance(value, str):
-            key = value
-        else:
-            key = json.dumps(value, sort_keys=True)
-        groups.setdefault(key, []).append(i)
-    return dict(sorted(groups.items()))
-
-
 Baseline = tuple[str, Any]  # (checkpoint, its per-utterance scores)
 
 
@@ -177,7 +146,7 @@ def evaluate_checkpoints(
     (``paired_report``) and, per ``by`` field, ``by[field][value]`` (``group_reports``)."""
     rows = read_manifest(manifest)
     fields_of = {row.id: row_to_dict(row) for row in rows}
-    check_fields(fields_of, by)  # before any decoding
+    check_fields(fields_of, by, "--by")  # before any decoding
     scored = score_checkpoints(checkpoints, rows, asr_checkpoint, decoding)
     baselines: dict[str, Baseline] = {}  # the first checkpoint of each kind
     report: dict[str, dict[str, Any]] = {}

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Literal
 
 from earmark.core.config import load_config
-from earmark.core.errors import CheckpointError, ConfigError
+from earmark.core.errors import CheckpointError, ConfigError, ManifestError
+from earmark.core.groups import check_fields
+from earmark.core.manifest import read_manifest, row_to_dict
 from training.checkpoint import read_meta
 
 
@@ -143,6 +145,9 @@ class LoopConfig:
     self_training: SelfTrainingConfig = field(default_factory=SelfTrainingConfig)
     studio_config: str = "configs/studio.yaml"
     eval_resamples: int = 200
+    # manifest fields whose values the test figures are also reported by, each round (e.g.
+    # [domain]: the deployment scenario's source-like and shifted rows), as name@field=value
+    eval_by: tuple[str, ...] = ()
 
 
 def load_loop_config(
@@ -161,6 +166,18 @@ def load_loop_config(
                 read_meta(init, kind=kind)
             except CheckpointError as exc:
                 raise ConfigError(f"config key '{kind}.init': {exc}") from None
+    if cfg.eval_by:
+        _check_eval_by(cfg)
     if cfg.nlu.lm_text:
         raise ConfigError("config key 'nlu.lm_text': only the ASR takes LM text (asr.lm_text)")
     return cfg
+
+
+def _check_eval_by(cfg: LoopConfig) -> None:
+    """``ConfigError`` before any training when no test row has an ``eval_by`` field."""
+    test = cfg.data.test or cfg.data.dev
+    try:
+        fields_of = {row.id: row_to_dict(row) for row in read_manifest(test)}
+        check_fields(fields_of, cfg.eval_by, f"config key 'eval_by' ({test})")
+    except ManifestError as exc:
+        raise ConfigError(str(exc)) from None

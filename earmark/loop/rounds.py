@@ -96,7 +96,9 @@ def train_round(
         )  # fmt: skip
         checkpoints[kind] = str(checkpoint)
         row[f"labelled_{kind}"] = n_human
-        row.update(model.evaluate(checkpoint, test_rows, n_resamples=cfg.eval_resamples))
+        row.update(
+            model.evaluate(checkpoint, test_rows, n_resamples=cfg.eval_resamples, by=cfg.eval_by)
+        )
         # what the stopping rule reads: dev, which chose the checkpoint anyway
         row.update({f"dev_{k}": v for k, v in model.dev_metrics(checkpoint).items()})
         if cfg.self_training.enabled:

@@ -170,3 +170,29 @@ def test_an_unknown_by_field_names_it_and_the_fields_there_are(two_speakers, tmp
     available = message.split("fields available:")[1]
     for field in ("speaker", "text", "parity", "audio"):
         assert field in available
+
+
+@pytest.mark.slow
+@SHARED
+def test_the_loops_round_figures_by_field_are_each_groups_own(checkpoints, two_speakers):
+    """What a loop round with ``eval_by`` logs: the whole test set's figures, and each group's
+    under ``name@field=value``, equal to evaluating that group's rows alone."""
+    from training.model import recipe
+
+    asr, ckpt = recipe("asr"), checkpoints["better"]
+    rows = read_manifest(two_speakers)
+    figures = asr.evaluate(ckpt, rows, n_resamples=50, by=("speaker",))
+    assert {k: v for k, v in figures.items() if "@" not in k} == asr.evaluate(
+        ckpt, rows, n_resamples=50
+    )
+    for speaker in ("george", "theo"):
+        alone = asr.evaluate(
+            ckpt, [r for r in rows if r.utterance.speaker == speaker], n_resamples=50
+        )
+        assert figures[f"wer@speaker={speaker}"] == alone["wer"]
+        assert (
+            figures[f"asr_correct_utterances@speaker={speaker}"] == alone["asr_correct_utterances"]
+        )
+    assert figures["wer@speaker=george"] < figures["wer@speaker=theo"]
+    with pytest.raises(ManifestError, match=r"eval_by.*'domain'"):
+        asr.evaluate(ckpt, rows, n_resamples=50, by=("domain",))

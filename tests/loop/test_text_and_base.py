@@ -48,13 +48,22 @@ def test_a_text_corpus_runs_two_rounds_of_understanding_tasks(
 
     data = text_corpus(tiny_corpus, tmp_path / "text")
     run = studio.workspace
-    out = run_cli(loop_config(tiny_corpus, studio, rounds=2, data=data), run)
+    config = loop_config(tiny_corpus, studio, rounds=2, data=data)
+    cfg = yaml.safe_load(config.read_text())
+    config.write_text(yaml.safe_dump({**cfg, "eval_by": ["engine"]}))  # test figures per engine
+    out = run_cli(config, run)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "run finished: reached 2 round(s)" in out.stdout
 
     rows = json.loads((run / "metrics.json").read_text())
     assert [r["labelled"] for r in rows] == [24, 24 + BATCH, 24 + 2 * BATCH]
     assert all(0.0 <= r["intent_accuracy"] <= 1.0 and "wer" not in r for r in rows)
+    # each round's test figures per engine: the engines' accuracies, weighted by their rows,
+    # give the whole test set's
+    test = [r.utterance.extra["engine"] for r in read_manifest(data["test"])]
+    for r in rows:
+        per_engine = sum(r[f"intent_accuracy@engine={e}"] * test.count(e) for e in set(test))
+        assert per_engine / len(test) == pytest.approx(r["intent_accuracy"])
     pushed = State.of(run).pushed_rows()
     assert len(pushed) == 2 * BATCH and {p["kind"] for p in pushed} == {"understanding"}
 
@@ -126,3 +135,10 @@ def test_a_base_checkpoint_of_the_wrong_kind_is_refused_by_name(tmp_path: Path) 
         load_loop_config(None, [*data, f"nlu.init={ckpt}"])
     with pytest.raises(ConfigError, match=r"'asr.init'.*not an earmark checkpoint"):
         load_loop_config(None, [*data, f"asr.init={tmp_path / 'nowhere'}"])
+
+
+def test_eval_by_a_field_no_test_row_has_is_refused_before_training(tiny_corpus: Path) -> None:
+    data = [f"data.{k}={tiny_corpus / k}.jsonl" for k in ("seed", "pool", "dev", "test")]
+    assert load_loop_config(None, [*data, "eval_by=[engine]"]).eval_by == ("engine",)
+    with pytest.raises(ConfigError, match=r"'eval_by'.*test.jsonl.*'domain'.*available: .*engine"):
+        load_loop_config(None, [*data, "eval_by=[domain]"])

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+from earmark.core.groups import figures_by
 from earmark.core.manifest import ManifestRow
 from training.asr.config import load_asr_config, with_budget, with_lm_text
-from training.asr.evaluate import evaluate_asr
+from training.asr.evaluate import ASRScores, score_asr, summarize_scores
 from training.asr.train import train_asr
 from training.asr.transcribe import ASRModel
 from training.checkpoint import read_meta
@@ -39,23 +41,17 @@ class ASRRecipe:
         return result.checkpoint
 
     def evaluate(
-        self, checkpoint: Path, rows: list[ManifestRow], *, n_resamples: int
+        self,
+        checkpoint: Path,
+        rows: list[ManifestRow],
+        *,
+        n_resamples: int,
+        by: Sequence[str] = (),
     ) -> dict[str, float | None]:
-        m = evaluate_asr(checkpoint, rows, n_resamples=n_resamples)
-        n_wrong = m["n_utterances"] - m["n_correct"]
-        return {
-            "wer": m["wer"]["value"],
-            "cer": m["cer"]["value"],
-            # an AUROC over a handful of correct utterances (a weak early model) reads 1.0 or
-            # 0.0 by chance: reported only with enough of both classes
-            "asr_confidence_auroc": (
-                m["confidence_auroc"]["value"]
-                if min(m["n_correct"], n_wrong) >= MIN_CLASS_FOR_AUROC
-                else None
-            ),
-            "asr_correct_utterances": m["n_correct"],
-            "asr_confidence_spearman": m["confidence_spearman"]["value"],
-        }
+        def figures(scored: ASRScores) -> dict[str, float | None]:
+            return curve_figures(summarize_scores(scored, n_resamples=n_resamples))
+
+        return figures_by(score_asr(checkpoint, rows), rows, by, figures)
 
     def dev_metrics(self, checkpoint: Path) -> dict[str, float | None]:
         m = read_meta(checkpoint, kind="asr").metrics
@@ -63,3 +59,21 @@ class ASRRecipe:
 
     def load(self, checkpoint: Path) -> ASRModel:
         return ASRModel(checkpoint)
+
+
+def curve_figures(m: dict[str, Any]) -> dict[str, float | None]:
+    """The learning curve's numbers of a ``summarize`` result."""
+    n_wrong = m["n_utterances"] - m["n_correct"]
+    return {
+        "wer": m["wer"]["value"],
+        "cer": m["cer"]["value"],
+        # an AUROC over a handful of correct utterances (a weak early model) reads 1.0 or
+        # 0.0 by chance: reported only with enough of both classes
+        "asr_confidence_auroc": (
+            m["confidence_auroc"]["value"]
+            if min(m["n_correct"], n_wrong) >= MIN_CLASS_FOR_AUROC
+            else None
+        ),
+        "asr_correct_utterances": m["n_correct"],
+        "asr_confidence_spearman": m["confidence_spearman"]["value"],
+    }

@@ -5,10 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from earmark.core.groups import figures_by
 from earmark.core.manifest import ManifestRow
 from training.checkpoint import read_meta
 from training.nlu.config import load_nlu_config, with_budget
-from training.nlu.evaluate import evaluate_nlu
+from training.nlu.evaluate import (
+    NLUScores,
+    labelled_examples,
+    nlu_texts,
+    score_nlu,
+    summarize_scores,
+)
 from training.nlu.predict import NLUModel
 from training.nlu.train import train_nlu
 
@@ -36,10 +43,20 @@ class NLURecipe:
         return result.checkpoint
 
     def evaluate(
-        self, checkpoint: Path, rows: list[ManifestRow], *, n_resamples: int
+        self,
+        checkpoint: Path,
+        rows: list[ManifestRow],
+        *,
+        n_resamples: int,
+        by: Sequence[str] = (),
     ) -> dict[str, float | None]:
-        m = evaluate_nlu(checkpoint, rows, n_resamples=n_resamples)
-        return {k: m[k]["value"] for k in ("intent_accuracy", "entity_f1", "slu_f1")}
+        def figures(scored: NLUScores) -> dict[str, float | None]:
+            m = summarize_scores(scored, n_resamples=n_resamples)
+            return {k: m[k]["value"] for k in ("intent_accuracy", "entity_f1", "slu_f1")}
+
+        examples = labelled_examples(rows)
+        scored = score_nlu(checkpoint, examples, nlu_texts(rows, examples, None), on_gold_text=True)
+        return figures_by(scored, rows, by, figures)
 
     def dev_metrics(self, checkpoint: Path) -> dict[str, float | None]:
         dev = read_meta(checkpoint, kind="nlu").metrics.get("dev", {})
