@@ -1,4 +1,4 @@
-"""``earmark loop`` and ``earmark status``: thin wrappers around ``earmark.loop``."""
+"""``earmark base``, ``earmark loop`` and ``earmark status``: thin wrappers around ``earmark.loop``."""
 
 from __future__ import annotations
 
@@ -75,6 +75,28 @@ def status_command(
     console.print(run_status(run))
 
 
+def base_command(
+    config: Path = typer.Option(
+        Path("configs/base_deploy.yaml"), "--config", "-c", help="Base config YAML."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the corpus and of both models' training."),
+    overrides: list[str] | None = typer.Option(
+        None, "--set", help="Override a config key, e.g. --set asr.minutes=5."
+    ),
+) -> None:
+    """Build the base model a loop starts from: the corpus, then ASR and NLU trained on its
+    source domain, cached by config and seed (a second run reuses it).
+
+    Prints the loop config keys that start round 1 from it (asr.init, nlu.init).
+    """
+    from earmark.loop.base import build_base, load_base_config
+
+    base = build_base(load_base_config(config, list(overrides or [])), seed, _say)
+    typer.echo(json.dumps({"base": str(base.folder), "reused": base.reused,
+                           "loop_overrides": base.loop_overrides()}, indent=2))  # fmt: skip
+
+
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    app.command("base")(base_command)
     app.command("loop")(loop_command)
     app.command("status")(status_command)

@@ -1,0 +1,202 @@
+"""A base model: the ASR and NLU a team had before launch, trained on the source domain, cached.
+
+``earmark base --config configs/base_deploy.yaml --seed 0`` builds the corpus its config names
+(``earmark corpus synth``; audio already there is reused), trains each model on the corpus's
+seed split (in the deployment scenario: the source domain) with the source rows of dev, and
+measures it on test, overall and per ``domain`` (how far the launch is from what it knew).
+
+The result lives in ``cache/<key>/`` (``base.json``, ``asr/``, ``nlu/``). The key hashes
+everything that shapes the models: each model's resolved training config and time budget, the
+seed, and the bytes of the training and dev manifests (whose audio names hash what was
+rendered). A second run with the same key reuses the folder and trains nothing; any change
+trains a new base beside the old. Work in progress sits in ``cache/<key>.partial/``: a killed
+build resumes there (each trainer resumes its own interrupted run), and the folder is renamed
+into place only when everything is written, so a half-built base is never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from earmark import __version__
+from earmark.core import faults
+from earmark.core.config import load_config, to_dict
+from earmark.core.errors import ConfigError
+from earmark.core.fileio import fsync_dir, private_dir, write_json
+from earmark.core.manifest import manifest_hash, read_manifest, row_to_dict, write_manifest
+from earmark.core.say import Say
+
+BASE_FILE = "base.json"
+KINDS = ("asr", "nlu")
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    """One model of the base: its training config file, overrides and time budget (minutes,
+    0: the config's own stopping rule alone)."""
+
+    config: str = ""
+    overrides: tuple[str, ...] = ()
+    minutes: float = 0.0
+
+
+@dataclass(frozen=True)
+class BaseConfig:
+    """``configs/base_deploy.yaml``: the corpus to build and the two models trained on it."""
+
+    corpus: str = "configs/corpus_deploy.yaml"  # an ``earmark corpus synth`` config
+    corpus_overrides: tuple[str, ...] = ()
+    corpus_out: str = "runs/corpus_deploy"  # where the corpus is built (its audio is reused)
+    cache: str = "runs/base"
+    eval_by: tuple[str, ...] = ("domain",)  # test figures per value of these manifest fields
+    eval_resamples: int = 200
+    asr: BaseModel = field(
+        default_factory=lambda: BaseModel(config="configs/asr.yaml", minutes=20.0)
+    )
+    nlu: BaseModel = field(default_factory=lambda: BaseModel(config="configs/nlu.yaml"))
+    kinds: tuple[str, ...] = KINDS  # the models to train
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.kinds) - set(KINDS))
+        if unknown or not self.kinds:
+            raise ValueError(f"kinds must be a non-empty subset of {list(KINDS)}")
+
+
+@dataclass(frozen=True)
+class Base:
+    """A built base: its folder, its key and each model's checkpoint."""
+
+    folder: Path
+    key: str
+    checkpoints: dict[str, Path]
+    reused: bool
+
+    def loop_overrides(self) -> list[str]:
+        """The loop config keys that start a loop's round 1 from this base."""
+        return [f"{kind}.init={path}" for kind, path in self.checkpoints.items()]
+
+
+def _seeded(kind: str, model: BaseModel, seed: int) -> tuple[str, ...]:
+    """The model's overrides, its training seed set to ``seed``."""
+    return (*model.overrides, f"train.seed={seed}" if kind == "asr" else f"seed={seed}")
+
+
+def _training_config(kind: str, model: BaseModel, seed: int) -> dict[str, Any]:
+    """The model's resolved training config (what the key hashes)."""
+    if kind == "asr":
+        from training.asr.config import load_asr_config
+
+        cfg: Any = load_asr_config(model.config or None, _seeded(kind, model, seed))
+    else:
+        from training.nlu.config import load_nlu_config
+
+        cfg = load_nlu_config(model.config or None, _seeded(kind, model, seed))
+    return to_dict(cfg)
+
+
+def base_key(cfg: BaseConfig, seed: int, train: Path, dev: Path) -> str:
+    """The hash of everything that shapes the base's models (see the module doc)."""
+    spec = {
+        "earmark": __version__,
+        "seed": seed,
+        "train": manifest_hash(train),
+        "dev": manifest_hash(dev),
+        "models": {
+            kind: {
+                "config": _training_config(kind, getattr(cfg, kind), seed),
+                "minutes": getattr(cfg, kind).minutes,
+            }
+            for kind in cfg.kinds
+        },
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def source_dev(dev: Path, out: Path) -> Path:
+    """The dev rows of the source domain (all of dev when its rows carry no ``domain``): a
+    team picks its base's checkpoint on the data it had, not on its users'."""
+    rows = read_manifest(dev)
+    source = [r for r in rows if row_to_dict(r).get("domain", "source") == "source"]
+    write_manifest(out, source)
+    return out
+
+
+def build_base(cfg: BaseConfig, seed: int, say: Say) -> Base:
+    """The corpus, then the base for ``(cfg, seed)``: reused when cached, else trained."""
+    from earmark.corpus.synth import SynthConfig, build_corpus
+    from training.model import recipe
+
+    faults.context("base")
+    synth = load_config(SynthConfig, cfg.corpus, list(cfg.corpus_overrides))
+    corpus = Path(cfg.corpus_out)
+    say(f"base: corpus {cfg.corpus} (seed {seed}) in {corpus}")
+    build_corpus(corpus, synth, seed)
+    cache = private_dir(cfg.cache)
+    dev = source_dev(corpus / "dev.jsonl", private_dir(cache / "tmp") / f"dev_source_{seed}.jsonl")
+    key = base_key(cfg, seed, corpus / "seed.jsonl", dev)
+    done = cache / key
+    if (done / BASE_FILE).is_file():
+        say(f"base: reusing {done} (same configs, seed and data)")
+        return _read_base(done, reused=True)
+    work = private_dir(cache / f"{key}.partial")
+    checkpoints = {kind: _train(cfg, kind, seed, corpus / "seed.jsonl", dev, work, say)
+                   for kind in cfg.kinds}  # fmt: skip
+    test = read_manifest(corpus / "test.jsonl")
+    figures = {
+        kind: recipe(kind).evaluate(
+            work / checkpoints[kind], test, n_resamples=cfg.eval_resamples, by=cfg.eval_by
+        )
+        for kind in cfg.kinds
+    }
+    write_json(work / BASE_FILE, {
+        "key": key, "seed": seed, "corpus": str(corpus.resolve()), "dev": str(dev.resolve()),
+        "checkpoints": {k: str(v) for k, v in checkpoints.items()}, "test": figures,
+        "config": to_dict(cfg),
+    })  # fmt: skip
+    if done.exists():  # a key folder without its base.json: not a base, never used
+        say(f"base: {done} has no {BASE_FILE}: replacing it with the one just built")
+        shutil.rmtree(done)
+    os.replace(work, done)  # the base appears whole or not at all
+    fsync_dir(cache)
+    say(f"base: built {done}")
+    return _read_base(done, reused=False)
+
+
+def _train(
+    cfg: BaseConfig, kind: str, seed: int, train: Path, dev: Path, work: Path, say: Say
+) -> Path:
+    """Train one model of the base into ``work/kind`` (resuming a killed run there), or find
+    it trained by an earlier, killed build; its checkpoint relative to ``work``."""
+    from training.model import recipe
+
+    done = work / f"{kind}.done.json"
+    if done.is_file():
+        return Path(json.loads(done.read_text())["checkpoint"])
+    model = getattr(cfg, kind)
+    say(f"base: training {kind.upper()} on {train} ({model.minutes:g} min)")
+    ckpt = recipe(kind).train(
+        train, dev, work / kind, config=model.config or None, overrides=_seeded(kind, model, seed),
+        minutes=model.minutes, init=None, log=say,
+    )  # fmt: skip
+    rel = Path(ckpt).resolve().relative_to(work.resolve())
+    write_json(done, {"checkpoint": str(rel)})
+    return rel
+
+
+def _read_base(folder: Path, *, reused: bool) -> Base:
+    info = json.loads((folder / BASE_FILE).read_text())
+    try:
+        paths = {kind: folder / rel for kind, rel in info["checkpoints"].items()}
+    except (KeyError, AttributeError):
+        raise ConfigError(f"{folder / BASE_FILE}: no 'checkpoints' mapping") from None
+    return Base(folder.resolve(), info["key"], paths, reused)
+
+
+def load_base_config(path: str | Path | None, overrides: list[str]) -> BaseConfig:
+    return load_config(BaseConfig, path, overrides)
