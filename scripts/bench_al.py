@@ -28,9 +28,10 @@ from typing import Any
 import numpy as np
 
 from earmark.core.config import save_config
+from earmark.loop.base import Base, build_base, load_base_config
 from earmark.loop.config import load_loop_config
 from earmark.loop.curves import plot_arms
-from earmark.loop.effort import run_effort
+from earmark.loop.effort import print_effort
 from earmark.loop.rounds import run_loop
 from earmark.loop.savings import (
     VS_RANDOM_LEGEND,
@@ -80,6 +81,8 @@ def data_for(args: argparse.Namespace, seed: int) -> dict[str, str]:
     """The loop's ``data`` for ``seed``: the manifests given, or with ``--slurp`` this seed's
     own split of SLURP into text rows (``earmark corpus split``: seed, dev, test, the rest as
     the pool)."""
+    if args.base:
+        return base_for(args, seed).loop_data()
     if not args.slurp:
         return {"seed": args.seed_labelled, "pool": args.pool, "dev": args.dev,
                 "test": args.test, "answers": args.answers, "schema": args.schema or ""}  # fmt: skip
@@ -90,6 +93,12 @@ def data_for(args: argparse.Namespace, seed: int) -> dict[str, str]:
     sizes = dict(zip(("seed_size", "dev_size", "test_size"), args.slurp_split, strict=True))
     files = split_manifest(manifest, args.out / "data" / f"s{seed}", seed=seed, **sizes)
     return files.loop_data()
+
+
+def base_for(args: argparse.Namespace, seed: int) -> Base:
+    """``earmark base`` of ``--base`` for ``seed``: built once, then reused from its cache."""
+    say = lambda m: print(f"[base-s{seed}] {m}", file=sys.stderr, flush=True)  # noqa: E731
+    return build_base(load_base_config(args.base, []), seed, say)
 
 
 def minute_overrides(args: argparse.Namespace) -> list[str]:
@@ -126,6 +135,8 @@ def run_arm(
         "stopping.patience=0", f"studio_config={run / 'studio.yaml'}",
         *minute_overrides(args), *arm_overrides,
     ]  # fmt: skip
+    if args.base:  # round 1 starts from the base; the test is reported per domain too
+        overrides += [*base_for(args, seed).loop_overrides(), "eval_by=[domain]"]
     cfg = load_loop_config(args.config, overrides)
     share_first_round(args, arm, seed, run)
     run_loop(cfg, run, say=lambda m: print(f"[{name}] {m}", file=sys.stderr, flush=True))
@@ -151,6 +162,13 @@ def main() -> None:
         default=[200, 200, 400],
         metavar=("SEED", "DEV", "TEST"),
         help="sizes of the labelled seed set, dev and test; the rest is the pool",
+    )
+    p.add_argument(
+        "--base",
+        default="",
+        help="the deployment scenario: an `earmark base` config (configs/base_deploy.yaml); "
+        "each seed's corpus and base models come from it (built once, cached), round 1 starts "
+        "from the base and the test is reported per domain too",
     )
     p.add_argument("--schema", default="")
     p.add_argument("--config", default=None, help="base loop config (defaults otherwise)")
@@ -196,8 +214,8 @@ def main() -> None:
     if args.budget is not None and not args.report_only:
         p.error("--budget reads finished runs: give --report-only too")
     given = [args.seed_labelled, args.pool, args.dev, args.test, args.answers]
-    if not args.report_only and not args.slurp and not all(given):
-        p.error("give --seed-labelled, --pool, --dev, --test and --answers, or --slurp")
+    if not args.report_only and not args.slurp and not args.base and not all(given):
+        p.error("give --seed-labelled, --pool, --dev, --test and --answers, --slurp or --base")
     args.out.mkdir(parents=True, exist_ok=True)
     args.arms = {label: (strategy, ovr) for label, strategy, ovr in map(parse_arm, args.strategies)}
     args.strategies = list(args.arms)
@@ -209,11 +227,8 @@ def main() -> None:
                 path = RunFolder(args.out / "runs" / f"{strategy}-s{seed}").metrics
                 if path.is_file():
                     rows = list(json.loads(path.read_text()))
-                    if args.budget is not None:
-                        rows = [
-                            r for r in rows if r["labelled"] - rows[0]["labelled"] <= args.budget
-                        ]
-                    curves[strategy][seed] = rows
+                    cut = rows[0]["labelled"] + (args.budget if args.budget is not None else 1e9)
+                    curves[strategy][seed] = [r for r in rows if r["labelled"] <= cut]
     else:
         server_ws = args.out / "server"
         studio_cfg = load_studio_config(None, [f"server.port={args.port}"])
@@ -244,23 +259,22 @@ def report(args: argparse.Namespace, curves: dict[str, dict[int, list[dict[str, 
 
     def target_for(key: str, seed: int) -> float | None:
         """The given target, else what random reached at the end of this seed's budget."""
-        if given[key] is not None:
-            return float(given[key])
+        if given.get(key) is not None:
+            return float(given[key])  # type: ignore[arg-type]
         rows = random_arm.get(seed)
         if rows and rows[-1].get(key) is not None:
             return float(rows[-1][key])
         return final_mean(random_arm, key)
 
     seeds = sorted({s for by_seed in curves.values() for s in by_seed})
-    per_seed = {
-        key: {str(s): target_for(key, s) for s in seeds} for key in ("wer", "intent_accuracy")
-    }
+    keys = target_keys(curves)
+    per_seed = {key: {str(s): target_for(key, s) for s in seeds} for key in keys}
     result: dict[str, Any] = {
         "args": {k: str(v) for k, v in vars(args).items()},
         "targets": per_seed,
         "arms": {},
     }
-    targets = [("wer", True), ("intent_accuracy", False)]
+    targets = [(key, key.startswith("wer")) for key in keys]
     for strategy, by_seed in curves.items():
         arm: dict[str, Any] = {"curves": {str(s): rows for s, rows in by_seed.items()}}
         for key, lower in targets:
@@ -306,37 +320,13 @@ def report(args: argparse.Namespace, curves: dict[str, dict[int, list[dict[str, 
                 f"{_f(last.get('wer')):>11}{_f(last.get('intent_accuracy')):>14}  "
                 + " ".join(_f(r.get("asr_confidence_spearman")) for r in rows)
             )
-    report_effort(args.out, result)
+    print_effort(args.out, result["arms"])
     if "random" in result["arms"]:
         report_vs_random(args.seeds, curves, result)
     name = "bench_al" if getattr(args, "budget", None) is None else f"bench_al_budget{args.budget}"
     (args.out / f"{name}.json").write_text(json.dumps(result, indent=2))
     plot_arms(curves, args.out / f"{name}.png")
     print(f"wrote {args.out / f'{name}.json'} and {args.out / f'{name}.png'}")
-
-
-def report_effort(out: Path, result: dict[str, Any]) -> None:
-    """What the annotators spent per arm and seed (``earmark.loop.effort``): a strategy that
-    picks the hardest clips costs more per clip; fill each arm's ``effort``."""
-    print(
-        "\nannotation effort (edits from the pre-filled guess to the final label): utterances, "
-        "word edits (per transcript), intent changes, entity changes"
-    )
-    print(
-        f"{'arm':<22}{'seed':>5}{'utts':>7}{'word edits':>12}{'per utt':>9}{'intent':>8}{'entity':>8}"
-    )
-    for arm, data in result["arms"].items():
-        data["effort"] = {}
-        for seed in data["curves"]:
-            run = out / "runs" / f"{arm}-s{seed}"
-            total = run_effort(run)["total"] if run.is_dir() else None
-            data["effort"][seed] = total
-            if total:
-                print(
-                    f"{arm:<22}{seed:>5}{total['utterances']:>7}{total['word_edits']:>12}"
-                    f"{_f(total['word_edits_per_utterance']):>9}{total['intent_changes']:>8}"
-                    f"{total['entity_changes']:>8}"
-                )
 
 
 def report_vs_random(
@@ -351,13 +341,13 @@ def report_vs_random(
         "saving"
     )
     print(
-        f"{'arm':<22}{'seed':>5}  {'target':<8}{'arm sel':>9}{'random sel':>12}"
+        f"{'arm':<22}{'seed':>5}  {'target':<22}{'arm sel':>9}{'random sel':>12}"
         f"{'budget':>8}{'saving':>9}  status"
     )
     for strategy in curves:
         if strategy == "random":
             continue
-        for key in ("wer", "intent_accuracy"):
+        for key in target_keys(curves):
             per_seed_vs = {
                 seed: compare_to_random(
                     result["arms"][strategy][f"selected_to_{key}"].get(seed),
@@ -369,17 +359,32 @@ def report_vs_random(
             }
             for seed, c in per_seed_vs.items():
                 print(
-                    f"{strategy:<22}{seed:>5}  {_LABEL[key]:<8}{_f(c['selected']):>9}"
+                    f"{strategy:<22}{seed:>5}  {_label(key):<22}{_f(c['selected']):>9}"
                     f"{_f(c['random_selected']):>12}{_i(c['budget']):>8}"
                     f"{saving_cell(c):>9}  {c['status']}" + (f": {c['why']}" if c["why"] else "")
                 )
             summary = summarise_vs_random(per_seed_vs)
             result["arms"][strategy][f"vs_random_{key}"] = summary
-            print(summary_line(strategy, _LABEL[key], summary))
+            print(summary_line(strategy, _label(key), summary))
     result["vs_random_legend"] = VS_RANDOM_LEGEND
 
 
-_LABEL = {"wer": "WER", "intent_accuracy": "intent"}
+def target_keys(curves: dict[str, dict[int, list[dict[str, Any]]]]) -> list[str]:
+    """WER and intent accuracy, then the same per test subset the runs logged (``eval_by``,
+    e.g. ``wer@domain=source``: the deployment scenario's control and its shifted part)."""
+    logged = {
+        k for by_seed in curves.values() for rows in by_seed.values() for r in rows for k in r
+    }
+    subsets = sorted(
+        k for k in logged if k.split("@")[0] in ("wer", "intent_accuracy") and "@" in k
+    )
+    return ["wer", "intent_accuracy", *subsets]
+
+
+def _label(key: str) -> str:
+    """``WER``, ``intent``, ``WER domain=source``..."""
+    name, _, subset = key.partition("@")
+    return f"{ {'wer': 'WER', 'intent_accuracy': 'intent'}[name] } {subset}".strip()
 
 
 def _i(x: int | None) -> str:

@@ -52,7 +52,7 @@ class BaseConfig:
 
     corpus: str = "configs/corpus_deploy.yaml"  # an ``earmark corpus synth`` config
     corpus_overrides: tuple[str, ...] = ()
-    corpus_out: str = "runs/corpus_deploy"  # where the corpus is built (its audio is reused)
+    corpus_out: str = "runs/corpus_deploy"  # the corpus of seed N is built in seedN/ here
     cache: str = "runs/base"
     eval_by: tuple[str, ...] = ("domain",)  # test figures per value of these manifest fields
     eval_resamples: int = 200
@@ -75,11 +75,21 @@ class Base:
     folder: Path
     key: str
     checkpoints: dict[str, Path]
+    corpus: Path
     reused: bool
 
     def loop_overrides(self) -> list[str]:
         """The loop config keys that start a loop's round 1 from this base."""
         return [f"{kind}.init={path}" for kind, path in self.checkpoints.items()]
+
+    def loop_data(self) -> dict[str, str]:
+        """The loop's ``data`` on the base's corpus: its seed split (what the base learnt
+        from) as the labelled start, its pool, dev and test, the pool's answers for the
+        simulated annotator, and its label set."""
+        names = {"seed": "seed", "pool": "pool", "dev": "dev", "test": "test",
+                 "answers": "pool_answers"}  # fmt: skip
+        data = {k: str(self.corpus / f"{v}.jsonl") for k, v in names.items()}
+        return {**data, "schema": str(self.corpus / "corpus.json")}
 
 
 def _seeded(kind: str, model: BaseModel, seed: int) -> tuple[str, ...]:
@@ -134,7 +144,7 @@ def build_base(cfg: BaseConfig, seed: int, say: Say) -> Base:
 
     faults.context("base")
     synth = load_config(SynthConfig, cfg.corpus, list(cfg.corpus_overrides))
-    corpus = Path(cfg.corpus_out)
+    corpus = Path(cfg.corpus_out) / f"seed{seed}"  # each seed its corpus (a rebuild prunes audio)
     say(f"base: corpus {cfg.corpus} (seed {seed}) in {corpus}")
     build_corpus(corpus, synth, seed)
     cache = private_dir(cfg.cache)
@@ -195,7 +205,7 @@ def _read_base(folder: Path, *, reused: bool) -> Base:
         paths = {kind: folder / rel for kind, rel in info["checkpoints"].items()}
     except (KeyError, AttributeError):
         raise ConfigError(f"{folder / BASE_FILE}: no 'checkpoints' mapping") from None
-    return Base(folder.resolve(), info["key"], paths, reused)
+    return Base(folder.resolve(), info["key"], paths, Path(info["corpus"]), reused)
 
 
 def load_base_config(path: str | Path | None, overrides: list[str]) -> BaseConfig:

@@ -101,3 +101,30 @@ def run_effort(run_dir: str | Path) -> dict[str, Any]:
         rounds[str(round_files.number)] = effort.to_dict()
         total.add(effort)
     return {"rounds": rounds, "total": total.to_dict()}
+
+
+def print_effort(out: Path, arms: dict[str, Any]) -> None:
+    """What the annotators spent per arm and seed (``earmark.loop.effort``): a strategy that
+    picks the hardest clips costs more per clip. Prints the table of a benchmark's runs
+    (``out/runs/ARM-sSEED``) and fills each of ``arms``' ``effort``."""
+    print(
+        "\nannotation effort (edits from the pre-filled guess to the final label): utterances, "
+        "word edits (per transcript), intent changes, entity changes"
+    )
+    print(
+        f"{'arm':<22}{'seed':>5}{'utts':>7}{'word edits':>12}{'per utt':>9}{'intent':>8}{'entity':>8}"
+    )
+    for arm, data in arms.items():
+        data["effort"] = {}
+        for seed in data["curves"]:
+            run = out / "runs" / f"{arm}-s{seed}"
+            total = run_effort(run)["total"] if run.is_dir() else None
+            data["effort"][seed] = total
+            if total:
+                per = total["word_edits_per_utterance"]
+                per_utterance = "-" if per is None else f"{per:.3f}"
+                print(
+                    f"{arm:<22}{seed:>5}{total['utterances']:>7}{total['word_edits']:>12}"
+                    f"{per_utterance:>9}{total['intent_changes']:>8}"
+                    f"{total['entity_changes']:>8}"
+                )

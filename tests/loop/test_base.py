@@ -83,8 +83,10 @@ def test_a_base_is_built_once_reused_and_rebuilt_when_its_config_changes(base_co
     assert read_meta(changed.checkpoints["nlu"]).config["optim"]["max_epochs"] == 3
 
     # a loop starts its round 1 from it
-    data = [f"data.{k}={corpus / k}.jsonl" for k in ("seed", "pool", "dev", "test")]
+    assert again.corpus == corpus and corpus.name == "seed1"
+    data = [f"data.{k}={v}" for k, v in again.loop_data().items()]
     loop = load_loop_config(None, [*data, *again.loop_overrides(), "eval_by=[domain]"])
+    assert Path(loop.data.answers).is_file() and Path(loop.data.schema).is_file()
     assert (Path(loop.asr.init), Path(loop.nlu.init)) == (
         again.checkpoints["asr"],
         again.checkpoints["nlu"],
@@ -122,7 +124,9 @@ def test_a_build_killed_at_any_write_resumes_and_trains_nothing_twice(
     from earmark.corpus.synth import SynthConfig, build_corpus
 
     synth = load_config(SynthConfig, cfg.corpus, list(cfg.corpus_overrides))
-    build_corpus(cfg.corpus_out, synth, 2)  # the corpus first: its audio is not the test
+    build_corpus(
+        Path(cfg.corpus_out) / "seed2", synth, 2
+    )  # the corpus first: its audio is not the test
     trace, rng, kills = tmp_path / "trace.tsv", random.Random(0), 0
     command = [sys.executable, "-m", "earmark.cli.main", "base", "--config", str(base_config)]
     for _attempt in range(60):

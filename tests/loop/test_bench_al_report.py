@@ -118,3 +118,29 @@ def test_an_arm_is_a_strategy_or_a_label_with_its_own_overrides():
     assert bench.parse_arm("plain=asr-entropy") == ("plain", "asr-entropy", [])
     with pytest.raises(SystemExit, match="cannot read arm 'x=combined:oops'"):
         bench.parse_arm("x=combined:oops")
+
+
+def test_the_deployment_scenario_reports_the_saving_on_each_test_domain_too(tmp_path: Path, capsys):
+    """Runs that logged ``eval_by: [domain]`` figures get the saving on the shifted part and on
+    the source-like control apart: here the arm wins on the shift, not on the control."""
+    bench = _bench_al()
+
+    def runs(shifted: list[float], source: list[float]) -> dict[int, list[dict]]:
+        rows = _curve([(300, 0.6, 0.7), (400, 0.5, 0.8), (500, 0.4, 0.9)])
+        for r, a, b in zip(rows, shifted, source, strict=True):
+            r.update({"wer@domain=shifted": a, "wer@domain=source": b})
+        return {0: rows}
+
+    random_arm = runs([0.8, 0.6, 0.4], [0.2, 0.15, 0.1])
+    al_arm = runs([0.8, 0.4, 0.3], [0.2, 0.16, 0.1])
+    args = argparse.Namespace(
+        out=tmp_path, seeds=[0], target_wer=None, target_intent=None,
+        strategies=["random", "combined"],
+    )  # fmt: skip
+    bench.report(args, {"random": random_arm, "combined": al_arm})
+    result = json.loads((tmp_path / "bench_al.json").read_text())
+    assert result["targets"]["wer@domain=shifted"] == {"0": pytest.approx(0.4)}
+    arm = result["arms"]["combined"]
+    assert arm["vs_random_wer@domain=shifted"]["saving"] == pytest.approx(0.5)
+    assert arm["vs_random_wer@domain=source"]["saving"] == pytest.approx(0.0)
+    assert "WER domain=shifted" in capsys.readouterr().out
