@@ -79,8 +79,13 @@ class Base:
     reused: bool
 
     def loop_overrides(self) -> list[str]:
-        """The loop config keys that start a loop's round 1 from this base."""
-        return [f"{kind}.init={path}" for kind, path in self.checkpoints.items()]
+        """The loop config keys of a loop on this base's corpus (``loop_data``): each model's
+        round 1 is the base, which was trained on exactly that seed set."""
+        return [
+            o
+            for kind, path in self.checkpoints.items()
+            for o in (f"{kind}.init={path}", f"{kind}.init_is_round_one=true")
+        ]
 
     def loop_data(self) -> dict[str, str]:
         """The loop's ``data`` on the base's corpus: its seed split (what the base learnt

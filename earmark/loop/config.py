@@ -43,6 +43,9 @@ class ModelRun:
 
     enabled: bool = True  # also switched off automatically when the data has no such labels
     init: str = ""
+    # true: ``init`` was trained on exactly the seed set (``earmark base``), so round 1 is
+    # ``init`` itself, measured but not trained again
+    init_is_round_one: bool = False
     config: str = ""
     overrides: tuple[str, ...] = ()
     # added to ``overrides`` when a round starts from an earlier checkpoint (the round before,
@@ -168,6 +171,9 @@ def load_loop_config(
                 raise ConfigError(f"config key '{kind}.init': {exc}") from None
     if cfg.eval_by:
         _check_eval_by(cfg)
+    for kind in ("asr", "nlu"):
+        if getattr(cfg, kind).init_is_round_one and not getattr(cfg, kind).init:
+            raise ConfigError(f"config key '{kind}.init_is_round_one': needs '{kind}.init'")
     if cfg.nlu.lm_text:
         raise ConfigError("config key 'nlu.lm_text': only the ASR takes LM text (asr.lm_text)")
     return cfg

@@ -84,16 +84,20 @@ def train_round(
             Path(settings.init) if settings.init else None  # round 1 from the base model
         )
         minutes = settings.minutes if init else settings.first_round_minutes
-        say(
-            f"round {round_no}: training {kind.upper()} on {counts(n_human, n_pseudo)} "
-            f"({minutes:g} min, warm start: {init})"
-        )
-        checkpoint = model.train(
-            train, Path(cfg.data.dev), rf.checkpoint_dir(kind),
-            config=settings.config or None, minutes=minutes,
-            overrides=_overrides(cfg, kind, init is not None),
-            init=init, log=say, lm_text=settings.lm_text,
-        )  # fmt: skip
+        if round_no == 1 and settings.init_is_round_one:
+            say(f"round 1: {kind.upper()} is the base {init} (trained on these {n_human} labels)")
+            checkpoint = Path(settings.init)
+        else:
+            say(
+                f"round {round_no}: training {kind.upper()} on {counts(n_human, n_pseudo)} "
+                f"({minutes:g} min, warm start: {init})"
+            )
+            checkpoint = model.train(
+                train, Path(cfg.data.dev), rf.checkpoint_dir(kind),
+                config=settings.config or None, minutes=minutes,
+                overrides=_overrides(cfg, kind, init is not None),
+                init=init, log=say, lm_text=settings.lm_text,
+            )  # fmt: skip
         checkpoints[kind] = str(checkpoint)
         row[f"labelled_{kind}"] = n_human
         row.update(

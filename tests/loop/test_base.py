@@ -147,3 +147,35 @@ def test_a_build_killed_at_any_write_resumes_and_trains_nothing_twice(
     assert folder.name == build_base(cfg, 2, lambda _: None).key  # reused, same key
     assert not list(folder.parent.glob("*.partial"))
     assert read_meta(folder / json.loads((folder / BASE_FILE).read_text())["checkpoints"]["asr"])
+
+
+@pytest.mark.slow
+@pytest.mark.labelstudio
+def test_a_loop_on_the_base_starts_from_it_and_reports_each_domain(base_config: Path, studio):
+    """The scenario end to end against the real server: round 1 is the base itself (measured,
+    not trained again), round 2 fine-tunes it on the seed set and the annotators' labels, and
+    every round's test figures come per domain too."""
+    from loop_support import BATCH, loop_config, run_cli
+
+    base = build_base(load_base_config(base_config, []), 4, lambda _: None)
+    config = loop_config(base.corpus, studio, rounds=1, data=base.loop_data())
+    cfg = yaml.safe_load(config.read_text())
+    for kind in ("asr", "nlu"):
+        cfg[kind]["init"] = str(base.checkpoints[kind])
+        cfg[kind]["init_is_round_one"] = True
+    config.write_text(yaml.safe_dump({**cfg, "eval_by": ["domain"]}))
+    out = run_cli(config, studio.workspace)
+    assert out.returncode == 0, out.stderr[-3000:]
+
+    run = studio.workspace
+    first = json.loads((run / "rounds" / "r001" / "checkpoints.json").read_text())
+    assert first == {k: str(v) for k, v in base.checkpoints.items()}
+    assert not (run / "rounds" / "r001" / "asr").exists()  # nothing trained in round 1
+    second = json.loads((run / "rounds" / "r002" / "checkpoints.json").read_text())
+    assert read_meta(second["asr"]).parent == str(base.checkpoints["asr"])
+    rows = json.loads((run / "metrics.json").read_text())
+    assert [r["labelled"] for r in rows] == [16, 16 + BATCH]
+    info = json.loads((base.folder / BASE_FILE).read_text())
+    assert rows[0]["wer@domain=shifted"] == info["test"]["asr"]["wer@domain=shifted"]
+    for r in rows:
+        assert {"wer@domain=source", "intent_accuracy@domain=shifted"} <= set(r)
