@@ -164,3 +164,29 @@ def test_the_resume_rule(tmp_path: Path) -> None:
     last.rename(last.with_name(".last.tmp"))
     assert should_resume(last, "state.json", resume=True, log=log.append)
     assert (last / "state.json").read_text() == "3"
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_an_asr_run_by_epochs_stops_after_that_many_epochs_batches(fsdd_manifests, tmp_path):
+    """``train.max_epochs``: a round decided by its labels, whatever the minutes; a lower
+    ``max_steps`` still ends it first."""
+    from training.asr.config import load_asr_config
+    from training.asr.train import train_asr
+
+    from .conftest import TINY
+
+    def run(*overrides: str) -> dict:
+        cfg = load_asr_config(None, (*TINY, "decoding.method=greedy", *overrides))
+        out = tmp_path / "_".join(overrides).replace("=", "")
+        train, dev = fsdd_manifests["train"], fsdd_manifests["dev"]
+        return train_asr(cfg, train, dev, out, log=lambda _: None).metrics
+
+    two = run("train.max_epochs=2")
+    three = run("train.max_epochs=3")
+    assert (two["epochs"], three["epochs"]) == (2, 3)
+    per_epoch = two["steps"] / 2
+    assert per_epoch == int(per_epoch) >= 1 and three["steps"] == 3 * per_epoch
+    assert run("train.max_epochs=3", "train.max_steps=2")["steps"] == 2
+    with pytest.raises(ConfigError, match=r"train\.max_epochs"):
+        load_asr_config(None, ("train.max_epochs=-1",))

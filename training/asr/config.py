@@ -29,7 +29,8 @@ class SpecAugmentConfig:
 class TrainConfig:
     """The optimisation recipe. Budget (``training.budget``, as the NLU's): ``max_minutes`` on
     ``budget_clock`` (``wall``, or ``cpu``: CPU seconds per torch thread) and ``max_steps``
-    both apply, the first reached ends training (0 = no limit of that kind, not both); the
+    (lowered to ``max_epochs`` epochs' batches when that is set: rounds decided by the labels,
+    not by the minutes) both apply, the first reached ends training (0 = no limit of that kind, not both); the
     learning-rate schedule (linear warm-up, cosine decay) runs over whichever ends first.
 
     ``precision``: ``auto`` trains under bfloat16 autocast on CUDA and on CPUs with native
@@ -51,6 +52,7 @@ class TrainConfig:
     final_lr_fraction: float = 0.02
     max_minutes: float = 20.0
     max_steps: int = 0
+    max_epochs: int = 0  # 0 = none; else a step cap of this many epochs' batches
     budget_clock: Clock = "wall"
     max_frames: int = 6000
     max_batch: int = 64
@@ -66,6 +68,10 @@ class TrainConfig:
     spec_augment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
 
     def __post_init__(self) -> None:
+        if self.max_epochs < 0:
+            raise ConfigError(
+                f"train.max_epochs: must be >= 0 (0 = no limit), got {self.max_epochs}"
+            )
         bad = [f for f in self.speed_perturb if not 0.5 <= f <= 2.0]
         if bad:
             raise ConfigError(f"train.speed_perturb: factors must be within [0.5, 2.0], got {bad}")

@@ -100,9 +100,10 @@ class Run:
     log: Log
     best_weights: dict[str, torch.Tensor] | None = None
     mel_centers: torch.Tensor | None = None  # (n_mels,) Hz, for VTLP; None for waveform models
+    step_cap: int = 0  # train.max_steps, lowered to train.max_epochs' batches (0 = none)
 
     def progress(self) -> float:
-        return self.clock.progress(self.state["step"], self.config.train.max_steps)
+        return self.clock.progress(self.state["step"], self.step_cap)
 
 
 # -- the loop -------------------------------------------------------------------------------
@@ -119,6 +120,15 @@ def epoch_batches(
     return examples, bucket_batches(
         lengths, max_frames=tc.max_frames, max_batch=tc.max_batch, rng=rng
     )
+
+
+def step_cap(views: Views, tc: TrainConfig) -> int:
+    """``train.max_steps``, lowered to ``train.max_epochs`` times an epoch's batches (0: no
+    cap). The first epoch's count stands for all: the buckets hardly vary between epochs."""
+    if tc.max_epochs <= 0:
+        return tc.max_steps
+    by_epochs = tc.max_epochs * len(epoch_batches(views, tc, 0)[1])
+    return min(tc.max_steps, by_epochs) if tc.max_steps > 0 else by_epochs
 
 
 def augment(
@@ -212,7 +222,7 @@ def train_loop(run: Run, views: Views, dev: list[Example], on_progress: OnProgre
     done = run.progress() >= 1.0
     while not done:
         examples, batches = epoch_batches(views, tc, run.state["epoch"])
-        for idx in batches:
+        for n, idx in enumerate(batches, 1):
             loss, lr = train_step(run, [examples[i] for i in idx])
             loss_avg = loss if loss_avg is None else 0.95 * loss_avg + 0.05 * loss
             if on_progress is not None:
@@ -222,6 +232,7 @@ def train_loop(run: Run, views: Views, dev: list[Example], on_progress: OnProgre
                 checkpoint(run, dev)
                 next_eval = run.clock.used() + tc.eval_every_minutes * 60
             if done:
+                run.state["epoch"] += n == len(batches)  # a budget that ends with its epoch
                 break
         else:
             run.state["epoch"] += 1
@@ -300,8 +311,10 @@ def train_asr(
     step (loss smoothed). See the module docstring for the folder layout.
     """
     tc = config.train
-    if tc.max_minutes <= 0 and tc.max_steps <= 0:
-        raise ConfigError("train.max_minutes and train.max_steps are both 0: give a budget")
+    if tc.max_minutes <= 0 and tc.max_steps <= 0 and tc.max_epochs <= 0:
+        raise ConfigError(
+            "train.max_minutes, train.max_steps and train.max_epochs are all 0: give a budget"
+        )
     if config.decoding.method == "beam":
         check_sources(config.decoding.lm_text, config.decoding.english_words)
     device = setup_torch(tc)
@@ -325,6 +338,7 @@ def train_asr(
         tc, threads=torch.get_num_threads(), wall=state["elapsed"], cpu=state["cpu_seconds"]
     )
     run = Run(config, out, rec, optimizer, device, bf16, state, clock, train_hash, log, best)
+    run.step_cap = step_cap(views, tc)
     if hasattr(rec.feature_extractor, "mel_filters"):
         run.mel_centers = band_center_hz(rec.feature_extractor)
     train_loop(run, views, dev_set, on_progress)
