@@ -151,7 +151,15 @@ def build_base(cfg: BaseConfig, seed: int, say: Say) -> Base:
     synth = load_config(SynthConfig, cfg.corpus, list(cfg.corpus_overrides))
     corpus = Path(cfg.corpus_out) / f"seed{seed}"  # each seed its corpus (a rebuild prunes audio)
     say(f"base: corpus {cfg.corpus} (seed {seed}) in {corpus}")
-    build_corpus(corpus, synth, seed)
+    shown = [-1]
+
+    def progress(done: int, total: int) -> None:  # a line per tenth: long builds show progress
+        tenth = done * 10 // max(1, total)
+        if tenth > shown[0]:
+            shown[0] = tenth
+            say(f"base: corpus {done:,} of {total:,} utterances ready")
+
+    build_corpus(corpus, synth, seed, progress=progress)
     cache = private_dir(cfg.cache)
     dev = source_dev(corpus / "dev.jsonl", private_dir(cache / "tmp") / f"dev_source_{seed}.jsonl")
     key = base_key(cfg, seed, corpus / "seed.jsonl", dev)
