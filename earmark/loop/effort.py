@@ -7,6 +7,9 @@ the imported label (``labelling`` state's ``labels.jsonl``):
 
 - ``word_edits``: word-level edit distance from the pre-filled transcript to the final one
   (the same count as a WER numerator; a transcript typed from nothing costs its word count);
+  ``prefill_costlier``: transcripts whose guess cost more edits than typing them would have,
+  also per bin of the recogniser's confidence (``by_asr_confidence``): where a guess is better
+  shown as a hint over an empty box than pre-filled;
 - ``intent_changes``: final intent differs from the pre-selected one;
 - ``entity_changes``: entities added, removed or changed (type or value): the larger of
   (final spans not shown, shown spans not kept), so retyping one span counts once.
@@ -36,6 +39,7 @@ class Effort:
     transcripts: int = 0  # utterances whose transcript a person confirmed or corrected
     words: int = 0  # words in the final transcripts
     word_edits: int = 0
+    prefill_costlier: int = 0  # transcripts whose guess took more edits than typing them
     understood: int = 0  # utterances with a final intent
     intent_changes: int = 0
     entity_changes: int = 0
@@ -71,6 +75,7 @@ def run_effort(run_dir: str | Path) -> dict[str, Any]:
     )
     total = Effort()
     rounds: dict[str, Any] = {}
+    by_confidence = [Effort() for _ in CONFIDENCE_BINS]
     for round_files in run.rounds():
         if not round_files.selection.is_file():
             continue
@@ -86,9 +91,11 @@ def run_effort(run_dir: str | Path) -> dict[str, Any]:
             effort.utterances += 1
             if label.text is not None and uid in asr:
                 score = score_utterance(label.text, asr[uid].text)
-                effort.transcripts += 1
-                effort.words += score.ref_words
-                effort.word_edits += score.word_errors
+                for e in (effort, by_confidence[_bin(asr[uid].confidence)]):
+                    e.transcripts += 1
+                    e.words += score.ref_words
+                    e.word_edits += score.word_errors
+                    e.prefill_costlier += score.word_errors > score.ref_words
             if label.intent is not None:
                 effort.understood += 1
                 guess = nlu.get(uid)
@@ -100,7 +107,22 @@ def run_effort(run_dir: str | Path) -> dict[str, Any]:
                 )
         rounds[str(round_files.number)] = effort.to_dict()
         total.add(effort)
-    return {"rounds": rounds, "total": total.to_dict()}
+    binned = {
+        f"{low:.1f}-{high:.1f}": by_confidence[i].to_dict()
+        for i, (low, high) in enumerate(CONFIDENCE_BINS)
+        if by_confidence[i].transcripts
+    }
+    return {"rounds": rounds, "total": total.to_dict(), "by_asr_confidence": binned}
+
+
+# the recogniser's confidence in the guess it pre-filled, in bins: where does editing the guess
+# cost more than typing the transcript into an empty box? (``prefill_costlier``, ``word_edit_rate``
+# above 1)
+CONFIDENCE_BINS = ((0.0, 0.2), (0.2, 0.4), (0.4, 0.6), (0.6, 0.8), (0.8, 1.0))
+
+
+def _bin(confidence: float) -> int:
+    return min(int(confidence * len(CONFIDENCE_BINS)), len(CONFIDENCE_BINS) - 1)
 
 
 def print_effort(out: Path, arms: dict[str, Any]) -> None:
@@ -114,12 +136,18 @@ def print_effort(out: Path, arms: dict[str, Any]) -> None:
     print(
         f"{'arm':<22}{'seed':>5}{'utts':>7}{'word edits':>12}{'per utt':>9}{'intent':>8}{'entity':>8}"
     )
+    binned: dict[str, dict[str, Effort]] = {}
     for arm, data in arms.items():
-        data["effort"] = {}
+        data["effort"], data["effort_by_asr_confidence"] = {}, {}
         for seed in data["curves"]:
             run = out / "runs" / f"{arm}-s{seed}"
-            total = run_effort(run)["total"] if run.is_dir() else None
-            data["effort"][seed] = total
+            effort = run_effort(run) if run.is_dir() else {"total": None, "by_asr_confidence": {}}
+            total = data["effort"][seed] = effort["total"]
+            data["effort_by_asr_confidence"][seed] = effort["by_asr_confidence"]
+            for name, e in effort["by_asr_confidence"].items():
+                into = binned.setdefault(arm, {}).setdefault(name, Effort())
+                into.add(Effort(**{k: e[k] for k in ("transcripts", "words", "word_edits",
+                                                      "prefill_costlier")}))  # fmt: skip
             if total:
                 per = total["word_edits_per_utterance"]
                 per_utterance = "-" if per is None else f"{per:.3f}"
@@ -128,3 +156,13 @@ def print_effort(out: Path, arms: dict[str, Any]) -> None:
                     f"{per_utterance:>9}{total['intent_changes']:>8}"
                     f"{total['entity_changes']:>8}"
                 )
+    if binned:
+        print(
+            "\npre-filled transcripts by the recogniser's confidence (all seeds): transcripts, "
+            "word edits per final word, share that cost more edits than typing into an empty box"
+        )
+        for arm, bins in binned.items():
+            cells = [f"{name}: {e.transcripts} {e.word_edits / max(1, e.words):.2f} "
+                     f"{e.prefill_costlier / max(1, e.transcripts):.0%}"
+                     for name, e in sorted(bins.items())]  # fmt: skip
+            print(f"{arm:<22}" + " | ".join(cells))

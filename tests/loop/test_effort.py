@@ -42,7 +42,7 @@ def test_effort_counts_word_edits_intent_and_entity_changes_per_round(tmp_path: 
         [
             ASRHypothesis("a", "play taylor swift", 0.9),  # right: 0 edits
             ASRHypothesis("b", "play tailor", 0.4),  # 1 substitution + 1 deletion
-            ASRHypothesis("c", "", 0.1),  # empty guess: every word typed (3)
+            ASRHypothesis("c", "a wake i it to", 0.1),  # 3 subs + 2 ins: typing costs 3
         ],
     )
     write_predictions(
@@ -51,7 +51,7 @@ def test_effort_counts_word_edits_intent_and_entity_changes_per_round(tmp_path: 
             _nlu("a", "play taylor swift", "play_music", [("artist_name", "taylor swift")]),
             # wrong intent; the span kept its type but the value was cut short: 1 change
             _nlu("b", "play tailor", "weather_query", [("artist_name", "tailor")]),
-            _nlu("c", "", "general_quirky", []),
+            _nlu("c", "a wake i it to", "general_quirky", []),
         ],
     )
     write_predictions(r2.predictions("asr"), [ASRHypothesis("d", "wake me at seven", 0.5)])
@@ -70,11 +70,18 @@ def test_effort_counts_word_edits_intent_and_entity_changes_per_round(tmp_path: 
 
     effort = run_effort(run.root)
     first, second, total = effort["rounds"]["1"], effort["rounds"]["2"], effort["total"]
-    assert (first["utterances"], first["words"], first["word_edits"]) == (3, 9, 0 + 2 + 3)
+    assert (first["utterances"], first["words"], first["word_edits"]) == (3, 9, 0 + 2 + 5)
+    assert first["prefill_costlier"] == 1  # c: 5 edits to fix the guess, 3 words to type
     assert (first["intent_changes"], first["entity_changes"]) == (1, 0 + 1 + 0)
     assert (second["word_edits"], second["intent_changes"], second["entity_changes"]) == (1, 0, 2)
-    assert total["utterances"] == 4 and total["word_edits"] == 6
-    assert total["word_edits_per_utterance"] == 1.5
+    assert total["utterances"] == 4 and total["word_edits"] == 8
+    assert total["word_edits_per_utterance"] == 2.0
+    # by the confidence of the guess: the unsure one cost more than an empty box
+    bins = effort["by_asr_confidence"]
+    assert list(bins) == ["0.0-0.2", "0.4-0.6", "0.8-1.0"]
+    assert (bins["0.0-0.2"]["prefill_costlier"], bins["0.0-0.2"]["word_edit_rate"]) == (1, 1.6667)
+    assert (bins["0.4-0.6"]["transcripts"], bins["0.4-0.6"]["word_edits"]) == (2, 2 + 1)
+    assert bins["0.8-1.0"]["word_edits"] == 0
     assert total["intent_change_rate"] == 0.25
 
 
