@@ -5,17 +5,19 @@
 seed split (in the deployment scenario: the source domain) with the source rows of dev, and
 measures it on test, overall and per ``domain`` (how far the launch is from what it knew).
 
-The result lives in ``cache/<key>/`` (``base.json``, ``asr/``, ``nlu/``). The key hashes
-everything that shapes the models: each model's resolved training config and time budget, the
-seed, and the bytes of the training and dev manifests (whose audio names hash what was
-rendered). A second run with the same key reuses the folder and trains nothing; any change
-trains a new base beside the old. Work in progress sits in ``cache/<key>.partial/``: a killed
-build resumes there (each trainer resumes its own interrupted run), and the folder is renamed
-into place only when everything is written, so a half-built base is never used.
+Each model is cached on its own in ``cache/<kind>-<key>/``, the key hashing everything that
+shapes it: its resolved training config and time budget, the seed, and the bytes of the
+training and dev manifests (whose audio names hash what was rendered). ``cache/base-<key>/
+base.json`` (its key: the models' keys and the test set) names them and holds the test
+figures. A second run reuses everything and trains nothing; a change to one model's config
+trains that model again and reuses the other. A model in training sits in
+``<kind>-<key>.partial/`` (a killed build resumes there) and is renamed into place, with its
+``trained.json``, only when finished: a half-trained model is never used.
 """
 
 from __future__ import annotations
 
+import filecmp
 import hashlib
 import json
 import os
@@ -33,6 +35,7 @@ from earmark.core.manifest import manifest_hash, read_manifest, row_to_dict, wri
 from earmark.core.say import Say
 
 BASE_FILE = "base.json"
+TRAINED_FILE = "trained.json"
 KINDS = ("asr", "nlu")
 
 
@@ -115,22 +118,18 @@ def _training_config(kind: str, model: BaseModel, seed: int) -> dict[str, Any]:
     return to_dict(cfg)
 
 
-def base_key(cfg: BaseConfig, seed: int, train: Path, dev: Path) -> str:
-    """The hash of everything that shapes the base's models (see the module doc)."""
-    spec = {
-        "earmark": __version__,
-        "seed": seed,
-        "train": manifest_hash(train),
-        "dev": manifest_hash(dev),
-        "models": {
-            kind: {
-                "config": _training_config(kind, getattr(cfg, kind), seed),
-                "minutes": getattr(cfg, kind).minutes,
-            }
-            for kind in cfg.kinds
-        },
-    }
+def _digest(spec: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def model_key(cfg: BaseConfig, kind: str, seed: int, train: Path, dev: Path) -> str:
+    """The hash of everything that shapes one model of the base (see the module doc)."""
+    model = getattr(cfg, kind)
+    return _digest({
+        "earmark": __version__, "kind": kind, "seed": seed, "train": manifest_hash(train),
+        "dev": manifest_hash(dev), "config": _training_config(kind, model, seed),
+        "minutes": model.minutes,
+    })  # fmt: skip
 
 
 def source_dev(dev: Path, out: Path) -> Path:
@@ -138,7 +137,12 @@ def source_dev(dev: Path, out: Path) -> Path:
     team picks its base's checkpoint on the data it had, not on its users'."""
     rows = read_manifest(dev)
     source = [r for r in rows if row_to_dict(r).get("domain", "source") == "source"]
-    write_manifest(out, source)
+    fresh = out.with_name(f"{out.name}.new")
+    write_manifest(fresh, source)
+    if out.is_file() and filecmp.cmp(fresh, out, shallow=False):
+        fresh.unlink()  # unchanged: a cached base's files are left as they are
+    else:
+        os.replace(fresh, out)
     return out
 
 
@@ -162,60 +166,63 @@ def build_base(cfg: BaseConfig, seed: int, say: Say) -> Base:
     build_corpus(corpus, synth, seed, progress=progress)
     cache = private_dir(cfg.cache)
     dev = source_dev(corpus / "dev.jsonl", private_dir(cache / "tmp") / f"dev_source_{seed}.jsonl")
-    key = base_key(cfg, seed, corpus / "seed.jsonl", dev)
-    done = cache / key
+    keys = {kind: model_key(cfg, kind, seed, corpus / "seed.jsonl", dev) for kind in cfg.kinds}
+    test = corpus / "test.jsonl"
+    key = _digest({"models": keys, "test": manifest_hash(test), "eval_by": list(cfg.eval_by)})
+    done = cache / f"base-{key}"
     if (done / BASE_FILE).is_file():
         say(f"base: reusing {done} (same configs, seed and data)")
         return _read_base(done, reused=True)
-    work = private_dir(cache / f"{key}.partial")
-    checkpoints = {kind: _train(cfg, kind, seed, corpus / "seed.jsonl", dev, work, say)
-                   for kind in cfg.kinds}  # fmt: skip
-    test = read_manifest(corpus / "test.jsonl")
-    figures = {
-        kind: recipe(kind).evaluate(
-            work / checkpoints[kind], test, n_resamples=cfg.eval_resamples, by=cfg.eval_by
-        )
-        for kind in cfg.kinds
+    checkpoints = {
+        kind: _train(cfg, kind, seed, corpus / "seed.jsonl", dev, cache / f"{kind}-{k}", say)
+        for kind, k in keys.items()
     }
-    write_json(work / BASE_FILE, {
+    rows = read_manifest(test)
+    figures = {
+        kind: recipe(kind).evaluate(ckpt, rows, n_resamples=cfg.eval_resamples, by=cfg.eval_by)
+        for kind, ckpt in checkpoints.items()
+    }
+    write_json(private_dir(done) / BASE_FILE, {
         "key": key, "seed": seed, "corpus": str(corpus.resolve()), "dev": str(dev.resolve()),
         "checkpoints": {k: str(v) for k, v in checkpoints.items()}, "test": figures,
         "config": to_dict(cfg),
     })  # fmt: skip
-    if done.exists():  # a key folder without its base.json: not a base, never used
-        say(f"base: {done} has no {BASE_FILE}: replacing it with the one just built")
-        shutil.rmtree(done)
-    os.replace(work, done)  # the base appears whole or not at all
-    fsync_dir(cache)
     say(f"base: built {done}")
     return _read_base(done, reused=False)
 
 
 def _train(
-    cfg: BaseConfig, kind: str, seed: int, train: Path, dev: Path, work: Path, say: Say
+    cfg: BaseConfig, kind: str, seed: int, train: Path, dev: Path, folder: Path, say: Say
 ) -> Path:
-    """Train one model of the base into ``work/kind`` (resuming a killed run there), or find
-    it trained by an earlier, killed build; its checkpoint relative to ``work``."""
+    """One model of the base, trained into ``folder`` (``kind-<model key>``) or found there;
+    its checkpoint (absolute). Trained in ``folder.partial`` (a killed run resumes there) and
+    renamed into place with its ``trained.json`` only when finished."""
     from training.model import recipe
 
-    done = work / f"{kind}.done.json"
-    if done.is_file():
-        return Path(json.loads(done.read_text())["checkpoint"])
+    if (folder / TRAINED_FILE).is_file():
+        say(f"base: reusing {kind.upper()} {folder}")
+        return (folder / json.loads((folder / TRAINED_FILE).read_text())["checkpoint"]).resolve()
     model = getattr(cfg, kind)
+    work = private_dir(folder.with_name(f"{folder.name}.partial"))
     say(f"base: training {kind.upper()} on {train} ({model.minutes:g} min)")
     ckpt = recipe(kind).train(
-        train, dev, work / kind, config=model.config or None, overrides=_seeded(kind, model, seed),
-        minutes=model.minutes, init=None, log=say,
+        train, dev, work / "model", config=model.config or None,
+        overrides=_seeded(kind, model, seed), minutes=model.minutes, init=None, log=say,
     )  # fmt: skip
-    rel = Path(ckpt).resolve().relative_to(work.resolve())
-    write_json(done, {"checkpoint": str(rel)})
-    return rel
+    write_json(
+        work / TRAINED_FILE, {"checkpoint": str(Path(ckpt).resolve().relative_to(work.resolve()))}
+    )
+    if folder.exists():  # a model folder without its trained.json: never used
+        shutil.rmtree(folder)
+    os.replace(work, folder)  # the model appears whole or not at all
+    fsync_dir(folder.parent)
+    return _train(cfg, kind, seed, train, dev, folder, lambda _: None)
 
 
 def _read_base(folder: Path, *, reused: bool) -> Base:
     info = json.loads((folder / BASE_FILE).read_text())
     try:
-        paths = {kind: folder / rel for kind, rel in info["checkpoints"].items()}
+        paths = {kind: Path(path) for kind, path in info["checkpoints"].items()}
     except (KeyError, AttributeError):
         raise ConfigError(f"{folder / BASE_FILE}: no 'checkpoints' mapping") from None
     return Base(folder.resolve(), info["key"], paths, Path(info["corpus"]), reused)

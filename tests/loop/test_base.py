@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from earmark.cli.main import app
-from earmark.loop.base import BASE_FILE, build_base, load_base_config
+from earmark.loop.base import BASE_FILE, TRAINED_FILE, build_base, load_base_config
 from earmark.loop.config import load_loop_config
 from training.checkpoint import read_meta
 
@@ -65,22 +65,27 @@ def test_a_base_is_built_once_reused_and_rebuilt_when_its_config_changes(base_co
     corpus = Path(info["corpus"])
     dev_rows = [json.loads(line) for line in Path(info["dev"]).read_text().splitlines()]
     assert dev_rows and {r["domain"] for r in dev_rows} == {"source"}
-    stamps = {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+    cache = folder.parent
+    stamps = {p: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file()}
 
     # the same config and seed: reused, nothing trained or written again
     cfg = load_base_config(base_config, [])
     again = build_base(cfg, 1, said.append)
     assert again.reused and again.folder == folder
     assert not any("training" in line for line in said)
-    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()} == stamps
+    assert {p: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file()} == stamps
 
-    # another seed, or a changed training config: a new base beside the first
+    # a changed NLU config: a new base beside the first, its NLU trained again, its ASR reused
+    said.clear()
     changed = build_base(
         load_base_config(base_config, ["nlu.overrides=[optim.max_epochs=3,model.encoder=null]"]),
         1, said.append,
     )  # fmt: skip
     assert not changed.reused and changed.folder != folder and (folder / BASE_FILE).is_file()
     assert read_meta(changed.checkpoints["nlu"]).config["optim"]["max_epochs"] == 3
+    assert changed.checkpoints["asr"] == again.checkpoints["asr"]
+    assert changed.checkpoints["nlu"] != again.checkpoints["nlu"]
+    assert [line.split(" on ")[0] for line in said if "training" in line] == ["base: training NLU"]
 
     # a loop starts its round 1 from it
     assert again.corpus == corpus and corpus.name == "seed1"
@@ -94,15 +99,23 @@ def test_a_base_is_built_once_reused_and_rebuilt_when_its_config_changes(base_co
     assert read_meta(loop.asr.init, kind="asr") and read_meta(loop.nlu.init, kind="nlu")
 
 
-def test_a_killed_build_leaves_no_base_to_reuse(base_config: Path, tmp_path: Path):
-    """Only a finished build is reused: a key folder without its base.json (a build killed
-    before the rename cannot leave one; a hand-made one must not fool it) is not a base."""
+def test_only_finished_models_and_bases_are_reused(base_config: Path, tmp_path: Path):
+    """A base folder without its base.json is measured again (nothing trained); a model folder
+    without its trained.json (a build killed before the rename cannot leave one; a hand-made
+    one must not fool it) is trained again."""
     cfg = load_base_config(base_config, ["kinds=[nlu]"])
     first = build_base(cfg, 0, lambda _: None)
     (first.folder / BASE_FILE).unlink()
     said: list[str] = []
-    rebuilt = build_base(cfg, 0, said.append)
-    assert not rebuilt.reused and any("training NLU" in line for line in said)
+    again = build_base(cfg, 0, said.append)
+    assert not again.reused and not any("training" in line for line in said)
+    assert again.checkpoints == first.checkpoints
+    model_folder = next(p for p in first.checkpoints["nlu"].parents if p.name.startswith("nlu-"))
+    (model_folder / TRAINED_FILE).unlink()
+    (first.folder / BASE_FILE).unlink()
+    said.clear()
+    build_base(cfg, 0, said.append)
+    assert any("training NLU" in line for line in said)
 
 
 @pytest.mark.slow
@@ -141,12 +154,12 @@ def test_a_build_killed_at_any_write_resumes_and_trains_nothing_twice(
     assert kills >= 5  # the kills walked through the build's writes
     lines = trace.read_text().splitlines()
     for kind in ("asr", "nlu"):  # each model's training was finished (and recorded) once
-        finished = [x for x in lines if f"{kind}.done.json" in x and "KILL" not in x]
+        finished = [x for x in lines if f"/{kind}-" in x and TRAINED_FILE in x and "KILL" not in x]
         assert len(finished) == 1, finished
     folder = Path(json.loads(done.stdout[done.stdout.index("{") :])["base"])
-    assert folder.name == build_base(cfg, 2, lambda _: None).key  # reused, same key
+    assert folder.name == f"base-{build_base(cfg, 2, lambda _: None).key}"  # reused, same key
     assert not list(folder.parent.glob("*.partial"))
-    assert read_meta(folder / json.loads((folder / BASE_FILE).read_text())["checkpoints"]["asr"])
+    assert read_meta(json.loads((folder / BASE_FILE).read_text())["checkpoints"]["asr"])
 
 
 @pytest.mark.slow
