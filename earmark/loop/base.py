@@ -165,7 +165,7 @@ def build_base(cfg: BaseConfig, seed: int, say: Say) -> Base:
 
     build_corpus(corpus, synth, seed, progress=progress)
     cache = private_dir(cfg.cache)
-    dev = source_dev(corpus / "dev.jsonl", private_dir(cache / "tmp") / f"dev_source_{seed}.jsonl")
+    dev = source_dev(corpus / "dev.jsonl", corpus / "dev_source.jsonl")
     keys = {kind: model_key(cfg, kind, seed, corpus / "seed.jsonl", dev) for kind in cfg.kinds}
     test = corpus / "test.jsonl"
     key = _digest({"models": keys, "test": manifest_hash(test), "eval_by": list(cfg.eval_by)})
@@ -201,7 +201,7 @@ def _train(
 
     if (folder / TRAINED_FILE).is_file():
         say(f"base: reusing {kind.upper()} {folder}")
-        return (folder / json.loads((folder / TRAINED_FILE).read_text())["checkpoint"]).resolve()
+        return _trained_checkpoint(folder)
     model = getattr(cfg, kind)
     work = private_dir(folder.with_name(f"{folder.name}.partial"))
     say(f"base: training {kind.upper()} on {train} ({model.minutes:g} min)")
@@ -216,16 +216,23 @@ def _train(
         shutil.rmtree(folder)
     os.replace(work, folder)  # the model appears whole or not at all
     fsync_dir(folder.parent)
-    return _train(cfg, kind, seed, train, dev, folder, lambda _: None)
+    return _trained_checkpoint(folder)
+
+
+def _trained_checkpoint(folder: Path) -> Path:
+    """The checkpoint a finished model folder's ``trained.json`` names (absolute)."""
+    return (folder / json.loads((folder / TRAINED_FILE).read_text())["checkpoint"]).resolve()
 
 
 def _read_base(folder: Path, *, reused: bool) -> Base:
     info = json.loads((folder / BASE_FILE).read_text())
     try:
         paths = {kind: Path(path) for kind, path in info["checkpoints"].items()}
-    except (KeyError, AttributeError):
-        raise ConfigError(f"{folder / BASE_FILE}: no 'checkpoints' mapping") from None
-    return Base(folder.resolve(), info["key"], paths, Path(info["corpus"]), reused)
+        return Base(folder.resolve(), info["key"], paths, Path(info["corpus"]), reused)
+    except (KeyError, AttributeError) as exc:
+        raise ConfigError(
+            f"{folder / BASE_FILE}: not a base ({exc!r} missing or malformed)"
+        ) from None
 
 
 def load_base_config(path: str | Path | None, overrides: list[str]) -> BaseConfig:

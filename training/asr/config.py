@@ -30,8 +30,8 @@ class TrainConfig:
     """The optimisation recipe. Budget (``training.budget``, as the NLU's): ``max_minutes`` on
     ``budget_clock`` (``wall``, or ``cpu``: CPU seconds per torch thread) and ``max_steps``
     (lowered to ``max_epochs`` epochs' batches when that is set: rounds decided by the labels,
-    not by the minutes) both apply, the first reached ends training (0 = no limit of that kind, not both); the
-    learning-rate schedule (linear warm-up, cosine decay) runs over whichever ends first.
+    not by the minutes) both apply, the first reached ends training (0 = no limit of that
+    kind, not all); the learning-rate schedule (linear warm-up, cosine decay) runs over whichever ends first.
 
     ``precision``: ``auto`` trains under bfloat16 autocast on CUDA and on CPUs with native
     bfloat16 (AVX512-BF16 or AMX; the speed-up is measured by ``scripts/bench_asr.py``), fp32

@@ -98,9 +98,9 @@ class Run:
     clock: BudgetClock
     train_hash: str
     log: Log
+    step_cap: int  # train.max_steps, lowered to train.max_epochs' batches (0 = none)
     best_weights: dict[str, torch.Tensor] | None = None
     mel_centers: torch.Tensor | None = None  # (n_mels,) Hz, for VTLP; None for waveform models
-    step_cap: int = 0  # train.max_steps, lowered to train.max_epochs' batches (0 = none)
 
     def progress(self) -> float:
         return self.clock.progress(self.state["step"], self.step_cap)
@@ -337,8 +337,8 @@ def train_asr(
     clock = BudgetClock.of(
         tc, threads=torch.get_num_threads(), wall=state["elapsed"], cpu=state["cpu_seconds"]
     )
-    run = Run(config, out, rec, optimizer, device, bf16, state, clock, train_hash, log, best)
-    run.step_cap = step_cap(views, tc)
+    cap = step_cap(views, tc)
+    run = Run(config, out, rec, optimizer, device, bf16, state, clock, train_hash, log, cap, best)
     if hasattr(rec.feature_extractor, "mel_filters"):
         run.mel_centers = band_center_hz(rec.feature_extractor)
     train_loop(run, views, dev_set, on_progress)
