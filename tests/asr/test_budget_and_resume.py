@@ -190,3 +190,19 @@ def test_an_asr_run_by_epochs_stops_after_that_many_epochs_batches(fsdd_manifest
     assert run("train.max_epochs=3", "train.max_steps=2")["steps"] == 2
     with pytest.raises(ConfigError, match=r"train\.max_epochs"):
         load_asr_config(None, ("train.max_epochs=-1",))
+
+
+def test_an_asr_run_with_no_checkpoint_minutes_checks_dev_once_at_the_end(fsdd_manifests, tmp_path):
+    """``train.eval_every_minutes=0``: a short round's only dev checkpoint is its last step
+    (not one every step)."""
+    from training.asr.config import load_asr_config
+    from training.asr.train import train_asr
+
+    from .conftest import TINY
+
+    cfg = load_asr_config(
+        None, (*TINY, "decoding.method=greedy", "train.max_steps=4", "train.eval_every_minutes=0")
+    )
+    log: list[str] = []
+    train_asr(cfg, fsdd_manifests["train"], fsdd_manifests["dev"], tmp_path / "m", log=log.append)
+    assert [line.split(":")[0] for line in log if ": dev (" in line] == ["step 4"]

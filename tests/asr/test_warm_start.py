@@ -87,3 +87,53 @@ def test_hf_checkpoint_with_other_vocabulary_gets_a_new_head_and_fine_tunes(
     from training.checkpoint import read_meta
 
     assert read_meta(result.checkpoint).parent == str(hf)
+
+
+def test_a_warm_start_with_frozen_layers_learns_only_above_them(
+    tmp_path, fsdd_manifests, tiny_checkpoint
+):
+    """``train.freeze``: the named submodules come out bit for bit as the base had them (batch
+    norm statistics included), the layers above them learn; a name the model lacks is a config
+    error that names it before any training."""
+    import torch
+
+    from earmark.core.errors import ConfigError
+    from training.asr.config import load_asr_config
+    from training.asr.train import train_asr
+
+    from .conftest import TINY
+
+    base, _, _ = tiny_checkpoint
+    frozen = ("encoder.subsampling", "encoder.layers.0")
+    cfg = load_asr_config(
+        None,
+        (
+            *TINY,
+            "decoding.method=greedy",
+            "train.max_steps=6",
+            f"train.freeze=[{','.join(frozen)}]",
+        ),
+    )
+    log: list[str] = []
+    out = train_asr(
+        cfg, fsdd_manifests["train"], fsdd_manifests["dev"], tmp_path / "ft", init=base,
+        log=log.append,
+    ).checkpoint  # fmt: skip
+    before = load_recogniser(base).model.state_dict()
+    after = load_recogniser(out).model.state_dict()
+    assert any(line.startswith("frozen: encoder.subsampling, encoder.layers.0") for line in log)
+    for name, value in after.items():
+        same = torch.equal(value, before[name])
+        if name.startswith(tuple(f"{m}." for m in frozen)):
+            assert same, f"{name} changed although frozen"
+    learned = [
+        n for n in after if n.startswith("encoder.layers.1.") and after[n].is_floating_point()
+    ]
+    assert learned and not all(torch.equal(after[n], before[n]) for n in learned)
+    assert any(n.startswith("encoder.layers.0.") and "running_mean" in n for n in after)
+
+    bad = load_asr_config(None, (*TINY, "train.max_steps=1", "train.freeze=[encoder.layer.0]"))
+    with pytest.raises(
+        ConfigError, match=r"train\.freeze: .*'encoder\.layer\.0'.*encoder\.layers\.0"
+    ):
+        train_asr(bad, fsdd_manifests["train"], fsdd_manifests["dev"], tmp_path / "bad", init=base)

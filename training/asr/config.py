@@ -43,6 +43,11 @@ class TrainConfig:
     ``vtlp``: vocal tract length perturbation (``features.vtlp``): every batch warps each
     utterance's mel axis by a factor drawn from ``[1 - vtlp, 1 + vtlp]`` (0 = off), a new
     speaker's formants for a corpus of few speakers.
+
+    ``freeze``: names of the model's submodules kept as they are (``encoder.subsampling``,
+    ``encoder.layers.0``...; ``training.asr.start.freeze``): no gradient, no optimiser state,
+    eval mode (batch-norm statistics kept). Fine-tuning only the top of a converged base is a
+    round decided by its labels: less to learn from a few hundred, less to compute.
     """
 
     seed: int = 0
@@ -65,6 +70,7 @@ class TrainConfig:
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     speed_perturb: tuple[float, ...] = (0.9, 1.0, 1.1)
     vtlp: float = 0.0
+    freeze: tuple[str, ...] = ()
     spec_augment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
 
     def __post_init__(self) -> None:

@@ -87,10 +87,48 @@ def load_features(
     return views, dev_set, seconds
 
 
+def frozen_modules(model: torch.nn.Module, names: tuple[str, ...]) -> list[torch.nn.Module]:
+    """The submodules ``train.freeze`` names (each a module path such as ``encoder.layers.0``);
+    a ``ConfigError`` naming the first that is not one, with the paths there are."""
+    modules = dict(model.named_modules())
+    for name in names:
+        if name not in modules or name == "":
+            some = [n for n in modules if n and n.count(".") <= 2][:16]
+            raise ConfigError(
+                f"train.freeze: {type(model).__name__} has no submodule {name!r} "
+                f"(some it has: {', '.join(some)})"
+            )
+    return [modules[name] for name in names]
+
+
+def freeze(rec: Recogniser, names: tuple[str, ...], log: Log) -> None:
+    """No gradient for the ``train.freeze`` submodules (their parameters get no optimiser
+    state either: ``make_optimizer`` skips them)."""
+    if not names:
+        return
+    frozen = 0
+    for module in frozen_modules(rec.model, names):
+        for p in module.parameters():
+            frozen += p.numel() if p.requires_grad else 0
+            p.requires_grad_(False)
+    total = sum(p.numel() for p in rec.model.parameters())
+    log(f"frozen: {', '.join(names)} ({frozen / 1e6:.2f}M of {total / 1e6:.2f}M parameters)")
+
+
+def train_mode(rec: Recogniser, names: tuple[str, ...]) -> None:
+    """The model in training mode, except the frozen submodules (eval: dropout off, batch-norm
+    statistics kept as the base learned them)."""
+    rec.model.train()
+    for module in frozen_modules(rec.model, names):
+        module.eval()
+
+
 def make_optimizer(rec: Recogniser, tc: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW, without weight decay on biases and norms."""
-    decay = [p for n, p in rec.model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in rec.model.named_parameters() if p.dim() < 2]
+    """AdamW over the parameters that learn (not ``train.freeze``'s), without weight decay on
+    biases and norms."""
+    learn = [p for p in rec.model.parameters() if p.requires_grad]
+    decay = [p for p in learn if p.dim() >= 2]
+    no_decay = [p for p in learn if p.dim() < 2]
     return torch.optim.AdamW(
         [
             {"params": decay, "weight_decay": tc.weight_decay},

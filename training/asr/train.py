@@ -38,11 +38,13 @@ from training.asr.lmtext import check_sources
 from training.asr.model import Recogniser
 from training.asr.start import (
     Views,
+    freeze,
     load_features,
     make_optimizer,
     saved_best_weights,
     setup_torch,
     start_model,
+    train_mode,
     use_bf16,
 )
 from training.asr.state import STATE_FILE, load_optimizer, save_state, write_checkpoint_meta
@@ -162,7 +164,9 @@ def train_step(run: Run, examples: list[Example]) -> tuple[float, float]:
     loss = ctc_loss(run.rec, batch, run.device, run.bf16)
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(run.rec.model.parameters(), tc.grad_clip)
+    torch.nn.utils.clip_grad_norm_(
+        [p for p in run.rec.model.parameters() if p.requires_grad], tc.grad_clip
+    )
     run.optimizer.step()
 
     state["step"] += 1
@@ -195,6 +199,13 @@ def checkpoint(run: Run, dev: list[Example]) -> None:
     save_state(run.rec, run.optimizer, run.out / LAST, state)
 
 
+def next_eval_at(run: Run) -> float:
+    """The budget-clock second of the next dev checkpoint (never, for ``eval_every_minutes``
+    0: at the end and every ``eval_every_steps`` only)."""
+    minutes = run.config.train.eval_every_minutes
+    return run.clock.used() + minutes * 60 if minutes > 0 else float("inf")
+
+
 def eval_due(run: Run, next_eval: float) -> bool:
     tc = run.config.train
     return run.clock.used() >= next_eval or (
@@ -216,12 +227,11 @@ def progress_report(run: Run, loss: float, lr: float) -> dict[str, Any]:
 def train_loop(run: Run, views: Views, dev: list[Example], on_progress: OnProgress | None) -> None:
     """Epochs of shuffled length buckets until the budget is spent, checkpointing on dev every
     ``eval_every_minutes`` of the budget clock (or ``eval_every_steps``) and at the end."""
-    tc = run.config.train
-    next_eval = run.clock.used() + tc.eval_every_minutes * 60
+    next_eval = next_eval_at(run)
     loss_avg: float | None = None
     done = run.progress() >= 1.0
     while not done:
-        examples, batches = epoch_batches(views, tc, run.state["epoch"])
+        examples, batches = epoch_batches(views, run.config.train, run.state["epoch"])
         for n, idx in enumerate(batches, 1):
             loss, lr = train_step(run, [examples[i] for i in idx])
             loss_avg = loss if loss_avg is None else 0.95 * loss_avg + 0.05 * loss
@@ -230,7 +240,7 @@ def train_loop(run: Run, views: Views, dev: list[Example], on_progress: OnProgre
             done = run.progress() >= 1.0
             if not done and eval_due(run, next_eval):
                 checkpoint(run, dev)
-                next_eval = run.clock.used() + tc.eval_every_minutes * 60
+                next_eval = next_eval_at(run)
             if done:
                 run.state["epoch"] += n == len(batches)  # a budget that ends with its epoch
                 break
@@ -322,7 +332,9 @@ def train_asr(
     out = Path(out)
     resumed = should_resume(out / LAST, STATE_FILE, resume=resume, log=log)
     rec, state = start_model(config, out, init, resumed, log, train)
-    rec.model.to(device).train()
+    rec.model.to(device)
+    freeze(rec, tc.freeze, log)
+    train_mode(rec, tc.freeze)
     n_params = sum(p.numel() for p in rec.model.parameters())
     log(
         f"model: {type(rec.model).__name__}, {n_params / 1e6:.2f}M parameters, device {device}, "

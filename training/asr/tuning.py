@@ -35,7 +35,9 @@ from training.result import Log
 def dev_log_probs(
     rec: Recogniser, examples: list[Example], device: torch.device, max_frames: int
 ) -> list[np.ndarray]:
-    """Log-probabilities of every dev utterance, in order (model in eval mode)."""
+    """Log-probabilities of every dev utterance, in order (in eval mode; each module's mode,
+    frozen ones' included, is restored after)."""
+    modes = [(m, m.training) for m in rec.model.modules()]
     rec.model.eval()
     out: list[np.ndarray] = [np.empty(0)] * len(examples)
     lengths = [ex.length for ex in examples]
@@ -44,7 +46,8 @@ def dev_log_probs(
             idx, batch_log_probs(rec, [examples[i] for i in idx], device), strict=True
         ):
             out[i] = lp
-    rec.model.train()
+    for module, training in modes:
+        module.train(training)
     return out
 
 
