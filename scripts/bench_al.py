@@ -29,23 +29,23 @@ import numpy as np
 
 from earmark.core.config import save_config
 from earmark.loop.base import Base, build_base, load_base_config
-from earmark.loop.config import load_loop_config
+from earmark.loop.config import LoopConfig, load_loop_config
 from earmark.loop.curves import plot_arms
 from earmark.loop.effort import print_effort
+from earmark.loop.noise import compare_noise, print_noise, retrain_last_round
 from earmark.loop.rounds import run_loop
 from earmark.loop.savings import (
-    VS_RANDOM_LEGEND,
-    compare_to_random,
     labels_to_reach,
-    saving_cell,
+    report_vs_random,
     selected_budget,
-    summarise_vs_random,
-    summary_line,
+    target_keys,
 )
 from earmark.loop.state import RunFolder, copy_trained_round
 from earmark.loop.warmup import rank_check_history
 from labelling.process import start, stop
 from labelling.settings import Paths, load_studio_config
+
+NOISE_SEED = 1000  # the noise floor's training seed is this plus the benchmark seed
 
 
 def parse_arm(spec: str) -> tuple[str, str, list[str]]:
@@ -108,9 +108,10 @@ def minute_overrides(args: argparse.Namespace) -> list[str]:
     return [f"{k}={v}" for a, ks in keys.items() if (v := getattr(args, a)) is not None for k in ks]
 
 
-def run_arm(
+def arm_config(
     args: argparse.Namespace, server_ws: Path, port: int, arm: str, seed: int
-) -> list[dict[str, Any]]:
+) -> tuple[LoopConfig, Path]:
+    """The loop config of ``arm`` on ``seed`` and its run folder (its studio config written)."""
     name = f"{arm}-s{seed}"
     strategy, arm_overrides = args.arms[arm]
     run = args.out / "runs" / name
@@ -137,10 +138,26 @@ def run_arm(
     ]  # fmt: skip
     if args.base:  # round 1 starts from the base; the test is reported per domain too
         overrides += [*base_for(args, seed).loop_overrides(), "eval_by=[domain]"]
-    cfg = load_loop_config(args.config, overrides)
+    return load_loop_config(args.config, overrides), run
+
+
+def run_arm(
+    args: argparse.Namespace, server_ws: Path, port: int, arm: str, seed: int
+) -> list[dict[str, Any]]:
+    cfg, run = arm_config(args, server_ws, port, arm, seed)
     share_first_round(args, arm, seed, run)
-    run_loop(cfg, run, say=lambda m: print(f"[{name}] {m}", file=sys.stderr, flush=True))
+    run_loop(cfg, run, say=lambda m: print(f"[{arm}-s{seed}] {m}", file=sys.stderr, flush=True))
     return list(json.loads(RunFolder(run).metrics.read_text()))
+
+
+def noise_floor(args: argparse.Namespace, server_ws: Path, seed: int) -> dict[str, Any]:
+    """Random's last round on ``seed`` trained again with another training seed (the same
+    labels, start and recipe: ``earmark.loop.noise``); cached in OUT/noise/sN."""
+    cfg, run = arm_config(args, server_ws, args.port, "random", seed)
+    return retrain_last_round(
+        cfg, run, args.out / "noise" / f"s{seed}", seed=NOISE_SEED + seed,
+        say=lambda m: print(f"[noise-s{seed}] {m}", file=sys.stderr, flush=True),
+    )  # fmt: skip
 
 
 def main() -> None:
@@ -199,6 +216,12 @@ def main() -> None:
     )
     p.add_argument("--port", type=int, default=8095)
     p.add_argument(
+        "--noise-floor",
+        action="store_true",
+        help="also train random's last round again on the same labels with another training "
+        "seed, per seed: the spread no strategy caused, printed beside the savings",
+    )
+    p.add_argument(
         "--report-only",
         action="store_true",
         help="recompute the table, JSON and plot from the run folders already in --out",
@@ -237,6 +260,8 @@ def main() -> None:
             for seed in args.seeds:
                 for strategy in args.strategies:
                     curves[strategy][seed] = run_arm(args, server_ws, args.port, strategy, seed)
+                if args.noise_floor and "random" in args.strategies:
+                    noise_floor(args, server_ws, seed)
         finally:
             stop(server_ws)
     report(args, curves)
@@ -323,68 +348,19 @@ def report(args: argparse.Namespace, curves: dict[str, dict[int, list[dict[str, 
     print_effort(args.out, result["arms"])
     if "random" in result["arms"]:
         report_vs_random(args.seeds, curves, result)
+    retrained = {
+        s: json.loads(f.read_text())
+        for s in seeds
+        if (f := args.out / "noise" / f"s{s}" / "metrics.json").is_file()
+    }
+    if retrained:
+        finals = {s: rows[-1] for s, rows in random_arm.items() if rows}
+        result["noise_floor"] = compare_noise(finals, retrained, keys)
+        print_noise(result["noise_floor"])
     name = "bench_al" if getattr(args, "budget", None) is None else f"bench_al_budget{args.budget}"
     (args.out / f"{name}.json").write_text(json.dumps(result, indent=2))
     plot_arms(curves, args.out / f"{name}.png")
     print(f"wrote {args.out / f'{name}.json'} and {args.out / f'{name}.png'}")
-
-
-def report_vs_random(
-    seeds: list[int], curves: dict[str, dict[int, list[dict[str, Any]]]], result: dict[str, Any]
-) -> None:
-    """Each arm against random per seed and target: print the table, fill ``result``'s
-    ``vs_random_<metric>`` (see ``VS_RANDOM_LEGEND``) from its ``selected_to_<metric>``."""
-    print(
-        "\nvs random, per seed: selected labels each needed to reach the seed's target "
-        "(- never), saving = 1 - arm / random; compared only on equal budgets (selected "
-        "labels at the end); a censored seed (arm never reached it) gives a bound, not a "
-        "saving"
-    )
-    print(
-        f"{'arm':<22}{'seed':>5}  {'target':<22}{'arm sel':>9}{'random sel':>12}"
-        f"{'budget':>8}{'saving':>9}  status"
-    )
-    for strategy in curves:
-        if strategy == "random":
-            continue
-        for key in target_keys(curves):
-            per_seed_vs = {
-                seed: compare_to_random(
-                    result["arms"][strategy][f"selected_to_{key}"].get(seed),
-                    result["arms"]["random"][f"selected_to_{key}"].get(seed),
-                    selected_budget(curves[strategy].get(int(seed))),
-                    selected_budget(curves["random"].get(int(seed))),
-                )
-                for seed in map(str, seeds)
-            }
-            for seed, c in per_seed_vs.items():
-                print(
-                    f"{strategy:<22}{seed:>5}  {_label(key):<22}{_f(c['selected']):>9}"
-                    f"{_f(c['random_selected']):>12}{_i(c['budget']):>8}"
-                    f"{saving_cell(c):>9}  {c['status']}" + (f": {c['why']}" if c["why"] else "")
-                )
-            summary = summarise_vs_random(per_seed_vs)
-            result["arms"][strategy][f"vs_random_{key}"] = summary
-            print(summary_line(strategy, _label(key), summary))
-    result["vs_random_legend"] = VS_RANDOM_LEGEND
-
-
-def target_keys(curves: dict[str, dict[int, list[dict[str, Any]]]]) -> list[str]:
-    """WER and intent accuracy, then the same per test subset the runs logged (``eval_by``,
-    e.g. ``wer@domain=source``: the deployment scenario's control and its shifted part)."""
-    logged = {
-        k for by_seed in curves.values() for rows in by_seed.values() for r in rows for k in r
-    }
-    subsets = sorted(
-        k for k in logged if k.split("@")[0] in ("wer", "intent_accuracy") and "@" in k
-    )
-    return ["wer", "intent_accuracy", *subsets]
-
-
-def _label(key: str) -> str:
-    """``WER``, ``intent``, ``WER domain=source``..."""
-    name, _, subset = key.partition("@")
-    return f"{ {'wer': 'WER', 'intent_accuracy': 'intent'}[name] } {subset}".strip()
 
 
 def _i(x: int | None) -> str:

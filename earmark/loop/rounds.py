@@ -95,7 +95,7 @@ def train_round(
             checkpoint = model.train(
                 train, Path(cfg.data.dev), rf.checkpoint_dir(kind),
                 config=settings.config or None, minutes=minutes,
-                overrides=_overrides(cfg, kind, init is not None),
+                overrides=round_overrides(cfg, kind, init is not None),
                 init=init, log=say, lm_text=settings.lm_text,
             )  # fmt: skip
         checkpoints[kind] = str(checkpoint)
@@ -118,7 +118,7 @@ def train_round(
     return row
 
 
-def _overrides(cfg: LoopConfig, kind: str, warm: bool) -> tuple[str, ...]:
+def round_overrides(cfg: LoopConfig, kind: str, warm: bool) -> tuple[str, ...]:
     """A round's training overrides: the NLU learns the label set the annotators choose from
     (``data.schema``, so every intent has its output from round 1, started at its name), then
     the model's own overrides (which may replace it), then the warm-start ones."""

@@ -148,3 +148,65 @@ def saving_cell(c: dict[str, Any]) -> str:
 
 def _f(x: float | None) -> str:
     return "-" if x is None else f"{x:.3f}"
+
+
+def _i(x: int | None) -> str:
+    return "-" if x is None else str(x)
+
+
+def report_vs_random(
+    seeds: list[int], curves: dict[str, dict[int, list[dict[str, Any]]]], result: dict[str, Any]
+) -> None:
+    """Each arm against random per seed and target: print the table, fill ``result``'s
+    ``vs_random_<metric>`` (see ``VS_RANDOM_LEGEND``) from its ``selected_to_<metric>``."""
+    print(
+        "\nvs random, per seed: selected labels each needed to reach the seed's target "
+        "(- never), saving = 1 - arm / random; compared only on equal budgets (selected "
+        "labels at the end); a censored seed (arm never reached it) gives a bound, not a "
+        "saving"
+    )
+    print(
+        f"{'arm':<22}{'seed':>5}  {'target':<22}{'arm sel':>9}{'random sel':>12}"
+        f"{'budget':>8}{'saving':>9}  status"
+    )
+    for strategy in curves:
+        if strategy == "random":
+            continue
+        for key in target_keys(curves):
+            per_seed_vs = {
+                seed: compare_to_random(
+                    result["arms"][strategy][f"selected_to_{key}"].get(seed),
+                    result["arms"]["random"][f"selected_to_{key}"].get(seed),
+                    selected_budget(curves[strategy].get(int(seed))),
+                    selected_budget(curves["random"].get(int(seed))),
+                )
+                for seed in map(str, seeds)
+            }
+            for seed, c in per_seed_vs.items():
+                print(
+                    f"{strategy:<22}{seed:>5}  {_label(key):<22}{_f(c['selected']):>9}"
+                    f"{_f(c['random_selected']):>12}{_i(c['budget']):>8}"
+                    f"{saving_cell(c):>9}  {c['status']}" + (f": {c['why']}" if c["why"] else "")
+                )
+            summary = summarise_vs_random(per_seed_vs)
+            result["arms"][strategy][f"vs_random_{key}"] = summary
+            print(summary_line(strategy, _label(key), summary))
+    result["vs_random_legend"] = VS_RANDOM_LEGEND
+
+
+def target_keys(curves: dict[str, dict[int, list[dict[str, Any]]]]) -> list[str]:
+    """WER and intent accuracy, then the same per test subset the runs logged (``eval_by``,
+    e.g. ``wer@domain=source``: the deployment scenario's control and its shifted part)."""
+    logged = {
+        k for by_seed in curves.values() for rows in by_seed.values() for r in rows for k in r
+    }
+    subsets = sorted(
+        k for k in logged if k.split("@")[0] in ("wer", "intent_accuracy") and "@" in k
+    )
+    return ["wer", "intent_accuracy", *subsets]
+
+
+def _label(key: str) -> str:
+    """``WER``, ``intent``, ``WER domain=source``..."""
+    name, _, subset = key.partition("@")
+    return f"{ {'wer': 'WER', 'intent_accuracy': 'intent'}[name] } {subset}".strip()

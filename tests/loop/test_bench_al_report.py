@@ -62,6 +62,29 @@ def test_report_counts_selected_labels_and_the_saving_against_random(tmp_path: P
     assert "saving 0.500" in capsys.readouterr().out
 
 
+def test_the_noise_floor_is_the_retrained_last_round_against_randoms_final(tmp_path: Path, capsys):
+    """OUT/noise/sN/metrics.json (random's last round trained with another seed) is compared
+    with random's final row per seed; the largest difference is the floor."""
+    bench = _bench_al()
+    random_arm = {s: _curve([(300, 0.6, 0.7), (400, 0.5, 0.8), (500, 0.4, 0.9)]) for s in (0, 1)}
+    for seed, (wer, intent) in {0: (0.41, 0.9), 1: (0.37, 0.88)}.items():
+        folder = tmp_path / "noise" / f"s{seed}"
+        folder.mkdir(parents=True)
+        row = {"round": 2, "wer": wer, "intent_accuracy": intent}
+        (folder / "metrics.json").write_text(json.dumps(row))
+    args = argparse.Namespace(
+        out=tmp_path, seeds=[0, 1], target_wer=None, target_intent=None, strategies=["random"]
+    )
+    bench.report(args, {"random": random_arm})
+    noise = json.loads((tmp_path / "bench_al.json").read_text())["noise_floor"]
+    assert noise["wer"]["max_abs_diff"] == pytest.approx(0.03)
+    assert noise["wer"]["per_seed"]["0"] == {
+        "run": 0.4, "retrained": 0.41, "abs_diff": pytest.approx(0.01)
+    }  # fmt: skip
+    assert noise["intent_accuracy"]["max_abs_diff"] == pytest.approx(0.02)
+    assert "max 0.030" in capsys.readouterr().out
+
+
 def test_every_arm_of_a_seed_starts_from_the_same_first_round(tmp_path: Path):
     bench = _bench_al()
     src = tmp_path / "runs" / "random-s0" / "rounds" / "r001"
