@@ -90,6 +90,25 @@ def test_a_text_corpus_runs_two_rounds_of_understanding_tasks(
     seed_intents = {r.label.intent for r in read_manifest(data["seed"]) if r.label}
     assert set(first["intents"]) == set(schema["intents"]) > seed_intents
 
+    # the noise floor: the last round trained again on its labels, from its start, with another
+    # training seed; its figures keyed as the round's; a second call reuses it
+    from earmark.loop.noise import retrain_last_round
+
+    cfg_loaded = load_loop_config(config)
+    again = retrain_last_round(cfg_loaded, run, tmp_path / "noise", seed=7, say=lambda _: None)
+    assert again["round"] == 3 and again["training_seed"] == 7
+    assert {k for k in rows[-1] if k.startswith("intent_accuracy")} <= set(again)
+    meta = read_meta(tmp_path / "noise" / "nlu")
+    assert meta.config["seed"] == 7 and meta.parent == round3_start(run)
+    stamp = (tmp_path / "noise" / "metrics.json").stat().st_mtime_ns
+    assert retrain_last_round(cfg_loaded, run, tmp_path / "noise", seed=7) == again
+    assert (tmp_path / "noise" / "metrics.json").stat().st_mtime_ns == stamp
+
+
+def round3_start(run: Path) -> str:
+    """The checkpoint round 3's NLU started from: round 2's."""
+    return str(json.loads((run / "rounds" / "r002" / "checkpoints.json").read_text())["nlu"])
+
 
 @pytest.mark.slow
 @pytest.mark.labelstudio
