@@ -5,10 +5,11 @@
 #   scripts/studio_install.sh --ui-test  # also chromium (apt) and playwright (into the active venv)
 set -euo pipefail
 VENV="${EARMARK_LS_VENV:-$HOME/.cache/earmark/labelstudio-venv}"
-if [ ! -x "$VENV/bin/label-studio" ]; then
-  python3 -m venv "$VENV"
+# the same requirements as labelling/install.py (PINS: sentry-sdk 3 breaks label-studio 1.23)
+if [ ! -x "$VENV/bin/label-studio" ] || ! "$VENV/bin/pip" show sentry-sdk 2>/dev/null | grep -q '^Version: 2\.'; then
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip
-  "$VENV/bin/pip" install -q "label-studio==1.23.*"
+  "$VENV/bin/pip" install -q "label-studio==1.23.*" "sentry-sdk>=2,<3"
 fi
 "$VENV/bin/pip" show label-studio | sed -n 2p
 if [ "${1:-}" = "--ui-test" ]; then

@@ -136,7 +136,7 @@ def test_a_second_install_waits_for_the_first_and_reuses_it(tmp_path):
     import fcntl
     import threading
 
-    from labelling.install import ensure_installed
+    from labelling.install import STAMP, ensure_installed, requirements
     from labelling.settings import load_studio_config
 
     venv = tmp_path / "ls-venv"
@@ -151,6 +151,7 @@ def test_a_second_install_waits_for_the_first_and_reuses_it(tmp_path):
         exe = venv / "bin" / "label-studio"
         exe.parent.mkdir(parents=True)
         exe.write_text("#!/bin/sh\n")  # the first installer finishes
+        (venv / STAMP).write_text("\n".join(requirements(config)))
     waiter.join(timeout=10)
     assert result == [exe]
-    assert sorted(p.name for p in venv.iterdir()) == ["bin"]  # no second venv was built
+    assert sorted(p.name for p in venv.iterdir()) == [STAMP, "bin"]  # no second venv was built
