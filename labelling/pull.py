@@ -28,10 +28,11 @@ from typing import Any
 
 from earmark.core.manifest import ManifestRow, read_manifest, write_manifest
 from earmark.core.records import Label
-from labelling import convert
+from labelling import audit, convert
 from labelling.client import StudioClient
 from labelling.configs import Tags
 from labelling.decisions import Entry, Outcome, TaskRef, decide_all
+from labelling.forget import delete_upload_files
 from labelling.projects import project_tags
 from labelling.state import State, append_jsonl, read_jsonl, read_log, write_jsonl
 from labelling.tasks import UnderstandingItem, push_understanding, stored_nlu
@@ -48,6 +49,7 @@ class PullSummary:
     skipped: int = 0
     disagreements: int = 0
     followups: int = 0  # understanding tasks created for newly confirmed transcripts
+    audio_deleted: int = 0  # uploaded files of decided transcriptions deleted by this pull
     reasons: dict[str, int] = field(default_factory=dict)
 
 
@@ -125,9 +127,18 @@ def reopen(client: StudioClient, task_id: int, n_annotations: int) -> None:
     )
 
 
-def pull(client: StudioClient, workspace: str | Path, *, followup: bool = True) -> PullSummary:
+def pull(
+    client: StudioClient,
+    workspace: str | Path,
+    *,
+    followup: bool = True,
+    delete_audio: bool = True,
+) -> PullSummary:
     """Import new annotation versions, rewrite the outputs, and queue understanding follow-ups.
 
+    With ``delete_audio`` (``privacy.delete_audio_after_import``, on by default), the audio of
+    every decided transcription (transcript confirmed, or flagged) is deleted from the server's
+    upload folder, and a flagged task is closed so that no other annotator is offered it.
     Nothing is written unless every request succeeded (no partial state).
     """
     state = State.of(workspace)
@@ -136,6 +147,7 @@ def pull(client: StudioClient, workspace: str | Path, *, followup: bool = True) 
     entries = read_log(state.imported) + new
     outcome = decide_all(entries, current, tags)
     _write(state, new, outcome)
+    audit.record_submissions(state)
     summary = PullSummary(
         new=len(new),
         accepted=len(outcome.labels),
@@ -149,11 +161,31 @@ def pull(client: StudioClient, workspace: str | Path, *, followup: bool = True) 
         labelled, n_annotations = task_info.get(r.task.task_id, (False, 0))
         if labelled:  # left open: back in the queue until a valid answer comes
             reopen(client, r.task.task_id, n_annotations)
+    if delete_audio:
+        summary.audio_deleted = _retire_audio(client, state, outcome, task_info)
     if followup and "understanding" in tags:
         pid, utags = tags["understanding"]
         items = _followups(state, outcome)
         summary.followups = len(push_understanding(client, state, pid, utags, items))
+        audit.record_exposures(state)
     return summary
+
+
+def _retire_audio(
+    client: StudioClient, state: State, outcome: Outcome, task_info: dict[int, tuple[bool, int]]
+) -> int:
+    """Delete the uploaded audio of decided transcriptions; close flagged transcription tasks
+    still open to more annotators (``overlap`` = the annotations they have)."""
+    for f in outcome.flagged:
+        labelled, n_annotations = task_info.get(f.task.task_id, (True, 0))
+        if f.task.kind == "transcription" and not labelled:
+            client.patch(
+                f"/api/tasks/{f.task.task_id}/",
+                {"is_labeled": True, "overlap": max(n_annotations, 1)},
+                what=f"closing flagged task {f.task.task_id} to other annotators",
+            )
+    done = set(outcome.confirmed) | {f.id for f in outcome.flagged}
+    return delete_upload_files(state, {state.opaque_id(u) for u in done}, ("transcription",))
 
 
 def _write(state: State, new: list[Entry], outcome: Outcome) -> None:

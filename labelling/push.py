@@ -32,7 +32,8 @@ from earmark.core.fileio import iter_id_records
 from earmark.core.manifest import ManifestRow, read_manifest
 from earmark.core.predictions import ASRHypothesis, NLUPrediction, PredictionT, read_predictions
 from earmark.core.say import Progress
-from labelling import convert
+from labelling import audit, convert
+from labelling.anonymise import mcadams
 from labelling.client import StudioClient
 from labelling.configs import KINDS, Kind, Tags
 from labelling.projects import project_tags
@@ -75,12 +76,17 @@ def _predictions(path: str | Path | None, kind: type[PredictionT]) -> dict[str, 
     return {} if path is None else read_predictions(path, kind)
 
 
-def opaque_wav(audio_path: str) -> bytes:
-    """The audio re-encoded as 16-bit WAV: same samples, none of the original file's metadata."""
+def opaque_wav(audio_path: str, mcadams_alpha: float | None = None) -> bytes:
+    """The audio re-encoded as 16-bit WAV: same samples, none of the original file's metadata;
+    with ``mcadams_alpha``, the voice anonymised first (``labelling.anonymise``)."""
     try:
         data, sr = sf.read(audio_path, dtype="int16", always_2d=False)
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise StudioError(f"cannot read audio {audio_path}: {exc}") from None
+    if mcadams_alpha is not None:
+        mono = data.mean(axis=1) if data.ndim == 2 else data
+        voice = mcadams(mono.astype("float32") / 32768.0, sr, mcadams_alpha)
+        data = (voice * 32767.0).round().astype("int16")
     buf = io.BytesIO()
     sf.write(buf, data, sr, format="WAV", subtype="PCM_16")
     return buf.getvalue()
@@ -164,6 +170,7 @@ def push(
             made = push_understanding(client, state, pid, ktags, items, on_server=on_server[kind])
             summary.understanding += len(made)
         summary.task_ids.extend(made)
+    audit.record_exposures(state)  # every task in pushed.jsonl, found ones included
     return summary
 
 
@@ -243,7 +250,8 @@ def _push_transcription(
         ref = state.opaque_id(uid)
         audio = rows[uid].utterance.audio
         assert audio is not None  # text-only rows go to the understanding project
-        url = upload_audio(client, project_id, ref, opaque_wav(audio))
+        wav = opaque_wav(audio, config.privacy.mcadams_alpha)
+        url = upload_audio(client, project_id, ref, wav)
         tasks.append(
             convert.transcription_task(
                 ref, url, tags, asr.get(uid), config.push.uncertain_word_confidence

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from labelling import audit
 from labelling.state import State, read_jsonl
 
 
@@ -22,7 +23,8 @@ class ReviewItem:
 
 
 def review_items(workspace: str | Path) -> list[ReviewItem]:
-    """Flagged first (with the annotator's comment), then rejections, then disagreements."""
+    """Flagged first (with the annotator's comment), then rejections, then disagreements;
+    each listed item is recorded as ``reviewed`` in the audit log (``labelling.audit``)."""
     state = State.of(workspace)
     items = [
         ReviewItem(
@@ -64,6 +66,7 @@ def review_items(workspace: str | Path) -> list[ReviewItem]:
                 None,
             )
         )
+    audit.record_review(state, items)  # each listing shows these items to a person
     return items
 
 

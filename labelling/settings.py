@@ -54,11 +54,24 @@ class PushConfig:
 
 
 @dataclass(frozen=True)
+class PrivacyConfig:
+    # Once a transcription is decided (its transcript confirmed, or the clip flagged), its
+    # uploaded audio is deleted from the server's data folder: nobody can play it there again
+    # (the run keeps the original). A flagged task is also closed to further annotators.
+    delete_audio_after_import: bool = True
+    # Voice anonymisation of the audio annotators hear (the McAdams coefficient method,
+    # ``labelling.anonymise``): None = off; 0.8 is the VoicePrivacy baseline, smaller is
+    # stronger. The transcript, the models and the run keep the original audio.
+    mcadams_alpha: float | None = None
+
+
+@dataclass(frozen=True)
 class StudioConfig:
     server: ServerConfig = field(default_factory=ServerConfig)
     client: ClientConfig = field(default_factory=ClientConfig)
     projects: ProjectsConfig = field(default_factory=ProjectsConfig)
     push: PushConfig = field(default_factory=PushConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
 
 
 def load_studio_config(

@@ -5,7 +5,8 @@
 kind, task id, score), ``predictions.jsonl`` (NLU predictions kept for later understanding
 tasks) and ``imported.jsonl`` (every annotation version imported, already converted to our
 terms). A kill during an append can leave a half-written last line: readers cut it away
-(``read_log``) since what it recorded is re-derived from the server.
+(``read_log``) since what it recorded is re-derived from the server. ``audit.jsonl`` is the
+hash-chained audit trail of every exposure and action (``labelling.audit``).
 The outputs are rewritten atomically from those logs on every pull: ``labels.jsonl`` (a
 manifest of human labels), ``rejected.jsonl``, ``flagged.jsonl`` and ``disagreements.jsonl``.
 
@@ -79,6 +80,10 @@ class State:
         return self.paths.state / "imported.jsonl"
 
     @property
+    def audit(self) -> Path:
+        return self.paths.state / "audit.jsonl"
+
+    @property
     def labels(self) -> Path:
         return self.paths.root / "labels.jsonl"
 
@@ -113,6 +118,14 @@ class State:
     def pseudonym(self, user_id: int | str) -> str:
         """The annotator id stored with labels instead of the Label Studio account."""
         return "ann-" + self._hash(f"annotator:{user_id}")[:10]
+
+    def project_pseudonym(self, project_id: int | str) -> str:
+        """Who sees a task not assigned to one account: the annotators of a project."""
+        return "prj-" + self._hash(f"project:{project_id}")[:10]
+
+    def operator_pseudonym(self, account: str) -> str:
+        """The local account running earmark (e.g. whoever lists the review)."""
+        return "op-" + self._hash(f"operator:{account}")[:10]
 
     # -- projects -------------------------------------------------------------------------
     def projects(self) -> dict[str, dict[str, Any]]:

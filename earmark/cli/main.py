@@ -31,6 +31,7 @@ groups: dict[str, typer.Typer] = {
     "studio": typer.Typer(
         help="Run and set up the local Label Studio server.", no_args_is_help=True
     ),
+    "audit": typer.Typer(help="Check and read the Label Studio audit trail.", no_args_is_help=True),
 }
 for _name, _group in groups.items():
     app.add_typer(_group, name=_name)
@@ -38,9 +39,9 @@ for _name, _group in groups.items():
 
 def _register_all() -> None:
     """Each area registers its commands (a missing module is an error, not a silent gap)."""
-    from earmark.cli import asr, corpus, evaluate, loop, nlu, studio, synth
+    from earmark.cli import asr, audit, corpus, evaluate, forget, loop, nlu, studio, synth
 
-    for module in (corpus, synth, asr, nlu, evaluate, studio, loop):
+    for module in (corpus, synth, asr, nlu, evaluate, studio, loop, audit, forget):
         module.register(app, groups)
 
 

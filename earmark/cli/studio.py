@@ -223,11 +223,12 @@ def pull_command(
 
     ws, cfg = _workspace(workspace), _config(config, overrides)
     with _client(ws, cfg) as client:
-        s = pull(client, ws, followup=followup)
+        s = pull(client, ws, followup=followup, delete_audio=cfg.privacy.delete_audio_after_import)
     console.print(
         f"imported {s.new} new annotation(s): {s.accepted} labelled, {s.rejected} rejected, "
         f"{s.flagged} flagged, {s.skipped} skipped, {s.disagreements} disagreement(s); "
-        f"{s.followups} understanding task(s) created"
+        f"{s.followups} understanding task(s) created; {s.audio_deleted} decided clip(s)' "
+        "audio deleted from the server"
     )
     for reason, n in sorted(s.reasons.items()):
         console.print(f"  rejected x{n}: {escape(reason)}")

@@ -79,7 +79,12 @@ def annotate_round(
             while True:
                 # import what is done so far: a confirmed transcript gets its understanding
                 # task now, so this round waits for (and trains on) both halves
-                pull(client, run.root, followup=halves.nlu)
+                pull(
+                    client,
+                    run.root,
+                    followup=halves.nlu,
+                    delete_audio=studio.privacy.delete_audio_after_import,
+                )
                 projects = status(run.root, studio).projects  # this run's projects
                 total = sum(p.tasks for p in projects)
                 open_ = sum(p.open for p in projects)
@@ -102,7 +107,12 @@ def annotate_round(
                 {"annotated": sim.annotated, "flagged": sim.flagged, "with_errors": sim.with_errors}
             )
             if halves.nlu:
-                pull(client, run.root, followup=True)
+                pull(
+                    client,
+                    run.root,
+                    followup=True,
+                    delete_audio=studio.privacy.delete_audio_after_import,
+                )
     write_json(run.round(round_no).annotated, log)
     say(
         f"round {round_no}: simulated annotator answered {sum(x['annotated'] for x in log)} task(s)"
@@ -114,7 +124,12 @@ def pull_round(cfg: LoopConfig, run: RunFolder, round_no: int, halves: Halves, s
 
     studio = _studio(cfg, run)
     with connect(run.root, studio.client) as client:
-        summary = pull(client, run.root, followup=halves.nlu)
+        summary = pull(
+            client,
+            run.root,
+            followup=halves.nlu,
+            delete_audio=studio.privacy.delete_audio_after_import,
+        )
     write_json(run.round(round_no).imported, summary.__dict__)
     say(
         f"round {round_no}: {summary.accepted} utterance(s) labelled by humans so far, "

@@ -17,6 +17,7 @@ from earmark.core.errors import EarmarkError
 from earmark.core.manifest import ManifestRow, read_manifest, write_manifest
 from earmark.core.predictions import ASRHypothesis, NLUPrediction, PredictionT, read_predictions
 from earmark.loop.config import LoopConfig
+from earmark.loop.forget import is_marked
 from earmark.loop.pool import unavailable_ids
 from earmark.loop.pseudo import pseudo_asr_rows, pseudo_nlu_rows
 from earmark.loop.state import RoundFiles, RunFolder
@@ -126,9 +127,12 @@ def counts(human: int, pseudo: int) -> str:
 
 
 def previous_checkpoint(run: RunFolder, round_no: int, model: str) -> Path | None:
+    """The newest checkpoint of ``model`` before round ``round_no``, skipping rounds whose
+    models were trained with utterances forgotten since (``earmark forget``); None: start
+    from the base (``init``) or from scratch."""
     for r in range(round_no - 1, 0, -1):
         meta = run.round(r).checkpoints
-        if meta.is_file():
+        if meta.is_file() and not is_marked(run.round(r).dir):
             path = json.loads(meta.read_text()).get(model)
             if path:
                 return Path(path)

@@ -30,6 +30,21 @@ def _task_ids(studio, kind):
     }
 
 
+def _uploaded(studio, client, tasks):
+    """The utterances whose task audio is still a file in the server's upload folder."""
+    from labelling.forget import server_data_dir
+
+    state = State.of(studio.workspace)
+    data = server_data_dir(state)
+    assert data is not None
+    out = set()
+    for uid, task_id in tasks.items():
+        url = client.get(f"/api/tasks/{task_id}/", what="reading")["data"]["audio"]
+        if (data / "media" / url.removeprefix("/data/")).is_file():
+            out.add(uid)
+    return out
+
+
 def test_invalid_flagged_skipped_edited_and_disputed(studio, corpus_factory, tmp_path):
     corpus = corpus_factory(8)
     answers = {r.id: r.label for r in read_manifest(corpus.answers)}
@@ -72,6 +87,12 @@ def test_invalid_flagged_skipped_edited_and_disputed(studio, corpus_factory, tmp
         # a rejected task is left open in Label Studio (back in the queue), an accepted one is not
         assert admin.get(f"/api/tasks/{tasks['u000']}/", what="reading")["is_labeled"] is False
         assert admin.get(f"/api/tasks/{tasks['u004']}/", what="reading")["is_labeled"] is True
+        # decided clips (confirmed u004..u007, flagged u001) can no longer be played on the
+        # server; the rejected, skipped and disputed ones keep their audio for the next person
+        assert p1.audio_deleted == 5 and pull(admin, studio.workspace).audio_deleted == 0
+        heard = _uploaded(studio, admin, tasks)
+        assert heard == {"u000", "u002", "u003"}
+        assert admin.get(f"/api/tasks/{tasks['u001']}/", what="reading")["is_labeled"] is True
 
         # a later edit supersedes the earlier annotation
         update_annotation(

@@ -87,6 +87,20 @@ def _assert_nothing_lost_or_repeated(studio: Studio, rounds: int) -> None:
     )
     labels = [r.id for r in read_manifest(state.labels)]
     assert len(labels) == rounds * BATCH
+    # the audit trail: intact, each task exposed once, each imported version submitted once
+    from labelling.audit import verify
+
+    assert verify(state.audit).ok, verify(state.audit).message()
+    events = read_jsonl(state.audit)
+    exposed = Counter((e["task"], e["detail"]["kind"]) for e in events if e["event"] == "exposed")
+    assert set(exposed) == {(r["ref"], r["kind"]) for r in pushed}, "a task exposed unrecorded"
+    assert set(exposed.values()) == {1}, "an exposure recorded twice"
+    submitted = Counter(
+        (e["detail"]["annotation_id"], e["detail"]["updated_at"])
+        for e in events
+        if e["event"] == "submitted"
+    )
+    assert submitted == keys, "an annotation version missing from the audit trail, or twice"
     curve = json.loads((run / "metrics.json").read_text())
     assert [r["round"] for r in curve] == list(range(1, rounds + 2))
     assert [r["labelled"] for r in curve] == [24 + n * BATCH for n in range(rounds + 1)]
