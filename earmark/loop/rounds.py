@@ -141,10 +141,12 @@ def _predict(
     rows: list[ManifestRow],
     halves: Halves,
     on_bad_audio: BadAudio | None = None,
+    say: Say | None = None,
 ) -> tuple[dict[str, ASRHypothesis], dict[str, NLUPrediction]]:
     """ASR and/or NLU predictions for ``rows``; the NLU reads what the ASR heard (the rows' own
     text on an NLU-only corpus). Rows whose audio cannot be read go to ``on_bad_audio`` (when
-    given) and get no prediction from either model."""
+    given) and get no prediction from either model. ``say`` hears the ASR's progress (the
+    slow half: a few utterances a second on 2 cores)."""
 
     asr_preds: dict[str, ASRHypothesis] = {}
     if halves.asr and rows:
@@ -156,7 +158,11 @@ def _predict(
             if on_bad_audio is not None:
                 on_bad_audio(row, exc)
 
-        asr_preds = {p.id: p for p in asr.predict(rows, on_bad_audio=on_bad_audio and skip)}
+        step = max(len(rows) // 10, 50)
+        for n, p in enumerate(asr.predict(rows, on_bad_audio=on_bad_audio and skip), start=1):
+            asr_preds[p.id] = p
+            if say is not None and n % step == 0:
+                say(f"scoring: ASR on {n} of {len(rows)} utterances")
         rows = [r for r in rows if r.id not in bad]
     nlu_preds: dict[str, NLUPrediction] = {}
     if halves.nlu and rows:
@@ -208,7 +214,7 @@ def score_round(cfg: LoopConfig, run: RunFolder, round_no: int, halves: Halves, 
     # one pass, so the models load once; dev and pool ids are disjoint
     quarantined = Quarantine(run.root)
     asr_all, nlu_all = _predict(
-        ckpts, dev + pool, halves, on_bad_audio=quarantined.adder(round_no, say)
+        ckpts, dev + pool, halves, on_bad_audio=quarantined.adder(round_no, say), say=say
     )
     pool = [r for r in pool if r.id not in quarantined.ids()]
     if dev:
