@@ -31,8 +31,8 @@ def mcadams(samples: np.ndarray, sample_rate: int, alpha: float) -> np.ndarray:
         raise ValueError(f"mono audio expected, got shape {x.shape}")
     if alpha == 1.0 or not np.any(x):
         return x.astype(np.float32)
-    win = max(int(round(sample_rate * WIN_MS / 1000)), ORDER + 2)
-    hop = max(int(round(sample_rate * HOP_MS / 1000)), 1)
+    win = max(round(sample_rate * WIN_MS / 1000), ORDER + 2)
+    hop = max(round(sample_rate * HOP_MS / 1000), 1)
     n_frames = 1 + int(np.ceil(max(len(x) - win, 0) / hop))
     padded = np.zeros((n_frames - 1) * hop + win)
     padded[: len(x)] = x
