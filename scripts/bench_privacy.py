@@ -19,7 +19,8 @@ one digit is too short for a trial). The cost: the recogniser's WER on anonymise
 audio (``--asr``, a checkpoint; its training audio was not anonymised) against the original.
 
     python scripts/bench_privacy.py --corpus runs/corpus_deploy/seed0 \
-        --asr runs/base/asr-... --asr-test runs/corpus_deploy/seed0/test.jsonl --out runs/bench_privacy
+        --asr runs/base/asr-.../model --asr-test runs/corpus_deploy/seed0/test.jsonl \
+        --asr-where domain=source --out runs/bench_privacy
 
 Prints a table, writes ``OUT/privacy.json`` and ``OUT/privacy.png``.
 """
@@ -234,10 +235,17 @@ def stack(groups: list[dict[str, np.ndarray]]) -> tuple[np.ndarray, list[str]]:
 
 
 # -- the recogniser's cost ---------------------------------------------------------------------
-def asr_wer(checkpoint: Path, test: Path, limit: int, alpha: float | str, work: Path) -> float:
+def asr_wer(
+    checkpoint: Path, test: Path, limit: int, alpha: float | str, work: Path, where: str | None
+) -> float:
+    from earmark.core.manifest import row_to_dict
     from training.model import recipe
 
-    rows = read_manifest(test)[:limit]
+    rows = read_manifest(test)
+    if where:  # e.g. domain=source: where the recogniser works, so that the cost shows
+        key, _, value = where.partition("=")
+        rows = [r for r in rows if str(row_to_dict(r).get(key)) == value]
+    rows = rows[:limit]
     if alpha != 1.0:
         rng, out = random.Random(0), []
         folder = work / f"asr_audio_{alpha}"
@@ -272,6 +280,9 @@ def main() -> None:
     ap.add_argument("--asr", type=Path, help="An ASR checkpoint for the WER cost.")
     ap.add_argument("--asr-test", type=Path, help="Its test manifest.")
     ap.add_argument("--asr-limit", type=int, default=200)
+    ap.add_argument(
+        "--asr-where", help="Only test rows with this field=value (e.g. domain=source)."
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("runs/bench_privacy"))
     args = ap.parse_args()  # fmt: skip
@@ -314,7 +325,9 @@ def main() -> None:
             # the informed attacker is the stronger of the two that know
             row[f"{key}_eer_informed"] = min(row[f"{key}_eer_lazy"], row[f"{key}_eer_semi"])
         if args.asr and args.asr_test:
-            row["wer"] = asr_wer(args.asr, args.asr_test, args.asr_limit, alpha, args.out)
+            row["wer"] = asr_wer(
+                args.asr, args.asr_test, args.asr_limit, alpha, args.out, args.asr_where
+            )
         results.append(row)
         print_row(row)
     report = {"alphas": [str(a) for a in alphas], "results": results, "seconds": time.time() - start,
