@@ -85,7 +85,8 @@ class Receipt:
     still_held_by: list[str] = field(default_factory=list)  # files the final scan found
 
     def nothing_done(self) -> bool:
-        return not (self.removed_rows or self.removed_audio or any(self.studio.values()))
+        counts = [self.studio.get(k, 0) for k in ("tasks", "uploads", "upload_files")]
+        return not (self.removed_rows or self.removed_audio or any(counts))
 
     def summary(self) -> str:
         if self.utterances == 0 or self.nothing_done():
@@ -153,10 +154,10 @@ def forget(
         receipt.removed_audio = _delete_audio(run, audio)
         _mark_checkpoints(run, rounds_seen, len(uids), receipt)
         _outside(run, uids, receipt)
-        if retrain is not None and uids:
+        if retrain is not None and not receipt.nothing_done():
             receipt.retrained = retrain(run, say)
         receipt.still_held_by = _scan(run, uids, fingerprints)
-        if uids:
+        if not receipt.nothing_done():  # a repeated run leaves no second receipt
             out = run.root / "forget" / f"receipt-{stamp}.json"
             write_json(out, asdict(receipt))
         pending.unlink(missing_ok=True)
