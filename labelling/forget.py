@@ -88,7 +88,7 @@ def forget_in_studio(client: StudioClient, workspace: str | Path, uids: set[str]
     for path in sorted(state.paths.root.rglob("*.jsonl")):
         if path == state.audit or state.paths.data_dir in path.parents:
             continue
-        removed = drop_rows(path, lambda row: _row_id(row) in uids)
+        removed = drop_rows(path, lambda row: row_id(row) in uids)
         if removed:
             out.rows[str(path.relative_to(state.paths.root.parent))] = removed
     if out.total():
@@ -129,7 +129,8 @@ def _names_ref(name: str, refs: set[str]) -> bool:
     return stem.rsplit("-", 1)[-1] in refs or stem in refs
 
 
-def _row_id(row: Any) -> str | None:
+def row_id(row: Any) -> str | None:
+    """The utterance a JSONL row names (``id`` or ``utterance_id``), if any."""
     if isinstance(row, dict):
         for key in ID_KEYS:
             if isinstance(row.get(key), str):
@@ -174,9 +175,3 @@ def vacuum(db: Path) -> bool:
     except sqlite3.Error:
         return False
     return True
-
-
-def refs_of(workspace: str | Path, uids: Iterable[str]) -> list[str]:
-    """The opaque refs of ``uids`` in ``workspace`` (what tasks and the audit log carry)."""
-    state = State.of(workspace)
-    return sorted(state.opaque_id(u) for u in uids)

@@ -41,7 +41,7 @@ from earmark.core.fileio import private_dir, write_json
 from earmark.core.say import Say, quiet
 from earmark.loop.state import RunFolder
 from labelling.client import StudioClient
-from labelling.forget import StudioRemoval, drop_rows, forget_in_studio
+from labelling.forget import StudioRemoval, drop_rows, forget_in_studio, row_id
 from labelling.state import State
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
@@ -65,7 +65,7 @@ class Target:
             return set()
         if not self.manifest.is_file():
             raise EarmarkError(f"{self.manifest}: no such manifest")
-        return {i for row in _rows(self.manifest) if (i := _row_id(row))}
+        return {i for row in _rows(self.manifest) if (i := row_id(row))}
 
 
 @dataclass
@@ -182,14 +182,6 @@ def _rows(path: Path) -> Iterator[Any]:
                 continue
 
 
-def _row_id(row: Any) -> str | None:
-    if isinstance(row, dict):
-        for key in ("id", "utterance_id"):
-            if isinstance(row.get(key), str):
-                return str(row[key])
-    return None
-
-
 def _data_manifests(run: RunFolder) -> list[Path]:
     """The corpus manifests of the run's config (wherever they are)."""
     if not run.config.is_file():
@@ -207,7 +199,7 @@ def _find(run: RunFolder, target: Target, pending: Path) -> tuple[set[str], set[
     audio: set[Path] = set()
     for path in [*_files(run, "*.jsonl"), *_data_manifests(run)]:
         for row in _rows(path):
-            uid = _row_id(row)
+            uid = row_id(row)
             if uid is None:
                 continue
             if target.speaker is not None and row.get("speaker") == target.speaker:
@@ -238,7 +230,7 @@ def _drop_run_rows(run: RunFolder, uids: set[str], receipt: Receipt) -> set[Path
     for path in _files(run, "*.jsonl"):
         if studio in path.parents:
             continue
-        removed = drop_rows(path, lambda row: _row_id(row) in uids)
+        removed = drop_rows(path, lambda row: row_id(row) in uids)
         if removed:
             receipt.removed_rows[str(path.relative_to(run.root))] = removed
             if path.name.startswith(("train_", "human_", "pseudo_")):
@@ -276,7 +268,7 @@ def _outside(run: RunFolder, uids: set[str], receipt: Receipt) -> None:
     for path in _data_manifests(run):
         if root in path.resolve().parents:
             continue
-        held = sum(1 for row in _rows(path) if _row_id(row) in uids)
+        held = sum(1 for row in _rows(path) if row_id(row) in uids)
         if held:
             receipt.outside_run[str(path)] = held
     if receipt.outside_run:

@@ -8,6 +8,7 @@ import shutil
 from earmark.core.errors import EarmarkError
 from earmark.core.say import Say
 from earmark.loop.config import load_loop_config
+from earmark.loop.forget import MARKER
 from earmark.loop.rounds import train_round
 from earmark.loop.state import RunFolder
 from earmark.loop.trainset import halves_of
@@ -28,7 +29,7 @@ def retrain_last_round(run: RunFolder, say: Say) -> list[str]:
             f"{run.root}: round 1 is the base model ({cfg.asr.init or cfg.nlu.init}), trained "
             "outside the run: rebuild it with `earmark base` without the forgotten data"
         )
-    for path in (rf.metrics, rf.checkpoints, rf.dir / "forgotten.json"):
+    for path in (rf.metrics, rf.checkpoints, rf.dir / MARKER):
         path.unlink(missing_ok=True)  # metrics first: the round now reads as untrained
     for kind in ("asr", "nlu"):
         shutil.rmtree(rf.checkpoint_dir(kind), ignore_errors=True)
