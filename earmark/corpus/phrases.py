@@ -25,6 +25,7 @@ from pathlib import Path
 
 from earmark.core.audio import write_audio
 from earmark.core.errors import CorpusError
+from earmark.core.fileio import private_dir
 from earmark.core.manifest import ManifestRow, write_manifest
 from earmark.core.records import Label, LabelSource, Utterance
 from earmark.core.text import normalize
@@ -106,8 +107,8 @@ def speak_phrases(
     plan = plan_phrases(
         phrases, config, seed, [e for e in ENGINES if e in engines], repeats, voices_per_phrase
     )
-    out = Path(out_dir)
-    (out / "audio").mkdir(parents=True, exist_ok=True)
+    out = private_dir(out_dir)  # audio and labels: its owner's only
+    private_dir(out / "audio")
 
     def path_of(u: PlannedUtterance) -> Path:
         spec = json.dumps([u.audio_name, sample_rate])

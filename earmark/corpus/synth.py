@@ -44,6 +44,7 @@ import numpy as np
 import soundfile as sf
 
 from earmark.core.config import to_dict
+from earmark.core.fileio import private_dir
 from earmark.core.manifest import ManifestRow, write_manifest
 from earmark.core.records import Utterance
 from earmark.core.say import Progress
@@ -105,7 +106,7 @@ def build_corpus(
     )
     names = [e for e in ENGINES if e in engines]
     plan = plan_corpus(config, seed, names)
-    out = Path(out_dir)
+    out = private_dir(out_dir)  # audio and labels: its owner's only
     audio_dir = out / "audio"
     todo = _audio_to_render(plan, audio_dir)
     tick = _ticker(len(plan) - len(todo), len(plan), progress)
@@ -127,7 +128,7 @@ def build_corpus(
 def _audio_to_render(plan: list[PlannedUtterance], audio_dir: Path) -> list[PlannedUtterance]:
     """Create ``audio_dir``, remove the corpus audio files ``plan`` no longer names, and
     return the utterances of ``plan`` whose file is not there yet."""
-    audio_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(audio_dir)
     wanted = {u.audio_name for u in plan}
     for stale in audio_dir.iterdir():
         if _AUDIO_NAME.match(stale.name) and stale.name not in wanted:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from earmark.core.errors import EarmarkError
-from earmark.core.fileio import write_json
+from earmark.core.fileio import private_dir, write_json
 
 PHASES = ("train", "score", "select", "push", "annotate", "pull", "done")
 
@@ -175,7 +175,7 @@ class RunFolder:
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the run folder for this process; a second loop gets a clear refusal."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)  # audio, labels and secrets live under it
         path = self.root / ".lock"
         f = open(path, "a+")  # noqa: SIM115 - kept open for the lock's lifetime
         try:

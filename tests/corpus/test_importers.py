@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import stat
 from collections import Counter
 from pathlib import Path
 
@@ -58,6 +59,7 @@ def test_folder_import_keeps_good_files_and_quarantines_each_broken_one(
     report = import_folder(pool, out)
     ids = _ids(out)
     assert report.imported == 4 and len(ids) == 4 and report.total_rows == 4
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700  # labels and quarantine: the owner's only
     assert ids[:3] == ["alice__a1.wav", "alice__a2.flac", "bob__deep__b1.ogg"]
     assert re.fullmatch(r"my_take_1_.wav-[0-9a-f]{8}", ids[3])  # lossy slug -> hashed, unique
     assert validate_manifest(out / "manifest.jsonl") == []

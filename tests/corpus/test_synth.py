@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -219,6 +220,8 @@ def test_tiny_corpus_manifests_are_valid_with_audio(tiny_corpus):
     assert set(info["engines"]) == set(ENGINES)
     assert len(info["intents"]) > 5
     assert info["rendered"] == 30
+    # audio and labels: nobody but their owner may read the folders holding them
+    assert stat.S_IMODE(out.stat().st_mode) == stat.S_IMODE((out / "audio").stat().st_mode) == 0o700
 
 
 @needs_both

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from earmark.loop.state import PHASES, RunFolder, RunLockedError, RunState
 def test_second_loop_on_the_same_folder_is_refused(tmp_path: Path) -> None:
     run = RunFolder(tmp_path / "run")
     with run.lock():
+        assert stat.S_IMODE(run.root.stat().st_mode) == 0o700  # audio, labels, secrets below
         # another process, as a second `earmark loop` would be
         code = (
             "import sys; from earmark.loop.state import RunFolder, RunLockedError\n"

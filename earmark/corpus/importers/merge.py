@@ -18,6 +18,7 @@ from typing import Any
 
 from earmark.core.audio import AudioConfig, inspect_audio
 from earmark.core.errors import AudioError
+from earmark.core.fileio import private_dir
 from earmark.core.manifest import ManifestRow
 from earmark.core.records import Entity, Label, LabelSource, Utterance
 from earmark.core.say import Progress
@@ -104,7 +105,7 @@ def run_import(
     """
     config = config or AudioConfig()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    private_dir(out)  # audio and labels: its owner's only
     report = ImportReport(fmt, str(source), out / MANIFEST_NAME, out / QUARANTINE_NAME)
     report.warnings.extend(warnings)
     existing = read_existing(out)
