@@ -25,3 +25,25 @@ def line(**fields: Any) -> dict[str, Any]:
 def write_lines(path: Path, objs: list[Any]) -> Path:
     path.write_text("".join((o if isinstance(o, str) else json.dumps(o)) + "\n" for o in objs))
     return path
+
+
+def tb_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar tag of a TensorBoard folder as ``(step, value)`` points, read by
+    TensorBoard's own loader (which applies a resumed run's purge)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(folder))
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def tb_texts(folder: Path) -> dict[str, str]:
+    """Every text tag of a TensorBoard folder: its first value."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(folder), size_guidance={"tensors": 0})
+    acc.Reload()
+    return {
+        tag.removesuffix("/text_summary"): acc.Tensors(tag)[0].tensor_proto.string_val[0].decode()
+        for tag in acc.Tags()["tensors"]
+    }

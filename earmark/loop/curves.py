@@ -1,4 +1,6 @@
-"""Learning curves: the per-round metrics table (CSV + JSON) and its plot (PNG).
+"""Learning curves: the per-round metrics table (CSV + JSON), its plot (PNG) and TensorBoard
+event files (``RUN/tb/``: every metric against the number of human labels, the resolved config
+of ``run.json`` as text; ``training.tracking``).
 
 Each row: round, human-labelled count, and whichever of WER, intent accuracy and entity F1
 the run measures. The plot shows each metric against the number of human-labelled utterances.
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from earmark.core.fileio import atomic_write, write_json
+from training.tracking import rewrite_curve
 
 CURVE_METRICS = (
     ("wer", "WER (lower is better)"),
@@ -22,7 +25,8 @@ CURVE_METRICS = (
 
 
 def append_row(run_dir: Path, row: dict[str, Any]) -> list[dict[str, Any]]:
-    """Add or replace the row for ``row['round']`` and rewrite metrics.json and metrics.csv.
+    """Add or replace the row for ``row['round']`` and rewrite metrics.json, metrics.csv and
+    the TensorBoard folder.
 
     Idempotent (the same row again changes nothing) and atomic: a kill leaves either file
     whole, old or new, so a resumed loop can always add the row again.
@@ -39,6 +43,8 @@ def append_row(run_dir: Path, row: dict[str, Any]) -> list[dict[str, Any]]:
         writer = csv.DictWriter(f, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
+    config = run_dir / "run.json"
+    rewrite_curve(run_dir, rows, json.loads(config.read_text()) if config.is_file() else None)
     return rows
 
 

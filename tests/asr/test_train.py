@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from factories import tb_scalars, tb_texts
 
 from earmark.core.manifest import read_manifest
 from training.asr.model import load_recogniser
@@ -32,6 +33,20 @@ def test_loss_falls_and_checkpoint_records_its_provenance(tiny_checkpoint, fsdd_
     )
     assert (out / "last" / "optimizer.pt").is_file()
     assert json.loads((out / "last" / "trainer_state.json").read_text())["step"] == 40
+
+
+def test_training_writes_its_curves_and_config_for_tensorboard(tiny_checkpoint):
+    out, result, _ = tiny_checkpoint
+    curves = tb_scalars(out / "tb")
+    assert [s for s, _ in curves["train/loss"]] == list(range(1, 41))
+    assert np.mean([v for _, v in curves["train/loss"][-5:]]) < np.mean(
+        [v for _, v in curves["train/loss"][:5]]
+    )
+    assert curves["train/lr"][0][1] > 0
+    assert [s for s, _ in curves["dev/wer"]] == [40]  # one dev check: at the end
+    (step, wer), *_ = curves["final/dev_wer"]
+    assert step == 40 and wer == pytest.approx(result.metrics["dev_wer"], abs=1e-6)
+    assert "hidden_size: 48" in tb_texts(out / "tb")["config"]
 
 
 def test_save_load_round_trip_gives_identical_outputs(tiny_checkpoint, fsdd_manifests, tmp_path):
@@ -77,12 +92,18 @@ def test_resume_continues_from_last_step(tiny_checkpoint, fsdd_manifests, tmp_pa
 
     from training.asr.config import load_asr_config
     from training.asr.train import train_asr
+    from training.tracking import Tracker
 
     from .conftest import TINY
 
     out, _, _ = tiny_checkpoint
     copy = tmp_path / "run"
     shutil.copytree(out, copy)
+    # what a run killed at step 43 had logged after the state it saved at step 40
+    killed = Tracker(copy / "tb", purge_from=41)
+    for step in (41, 42, 43):
+        killed.scalars(step, {"loss": 999.0}, "train/")
+    killed.close()
     cfg = load_asr_config(None, (*TINY, "train.max_steps=45"))
     steps: list[int] = []
     result = train_asr(
@@ -96,6 +117,8 @@ def test_resume_continues_from_last_step(tiny_checkpoint, fsdd_manifests, tmp_pa
     )
     assert steps == [41, 42, 43, 44, 45]
     assert result.metrics["steps"] == 45
+    losses = tb_scalars(copy / "tb")["train/loss"]  # one curve: the killed run's tail purged
+    assert [s for s, _ in losses] == list(range(1, 46)) and max(v for _, v in losses) < 999
 
 
 def test_resume_after_a_kill_between_the_swaps_renames(tiny_checkpoint, fsdd_manifests, tmp_path):

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from factories import tb_scalars, tb_texts
 
 from earmark.loop.curves import append_row, format_table, plot_curves
 from earmark.loop.state import PHASES, RunFolder, RunLockedError, RunState
@@ -47,6 +48,7 @@ def test_state_advances_through_every_phase_and_persists(tmp_path: Path) -> None
 
 
 def test_metrics_table_and_plot(tmp_path: Path) -> None:
+    (tmp_path / "run.json").write_text(json.dumps({"batch": 50, "seed": 3}))
     append_row(tmp_path, {"round": 1, "labelled": 100, "wer": 0.4, "intent_accuracy": 0.8})
     rows = append_row(tmp_path, {"round": 2, "labelled": 150, "wer": 0.3, "intent_accuracy": 0.85})
     rows = append_row(tmp_path, {"round": 2, "labelled": 150, "wer": 0.25, "intent_accuracy": 0.86})
@@ -57,6 +59,11 @@ def test_metrics_table_and_plot(tmp_path: Path) -> None:
     assert "0.2500" in table and "entity_f1" not in table
     png = plot_curves({"run": rows}, tmp_path / "curve.png")
     assert png is not None and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # TensorBoard: each metric against the human labels, a round logged twice is one point
+    curves = tb_scalars(tmp_path / "tb")
+    assert curves["wer"] == [(100, pytest.approx(0.4)), (150, pytest.approx(0.25))]
+    assert [s for s, _ in curves["round"]] == [100, 150]
+    assert "batch: 50" in tb_texts(tmp_path / "tb")["config"]
 
 
 def test_a_round_killed_before_its_row_reached_the_curve_adds_it_on_resume(tmp_path: Path) -> None:

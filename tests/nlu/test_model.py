@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from factories import tb_scalars, tb_texts
 
 from earmark.core.text import normalize
 from training.checkpoint import read_meta
@@ -197,6 +198,12 @@ def test_resume_continues_from_last(nlu_data, tiny, tmp_path: Path) -> None:
     train_nlu(second, nlu_data["train"], nlu_data["dev"], out, resume=True, log=log.append)
     assert any(line.startswith("resuming") for line in log)
     assert read_meta(out).step == 2 * steps_one_epoch
+    # TensorBoard: one loss curve over both runs, dev scored at each epoch's end, the config
+    curves = tb_scalars(out / "tb")
+    assert [s for s, _ in curves["train/loss"]] == list(range(1, 2 * steps_one_epoch + 1))
+    assert [s for s, _ in curves["dev/intent_accuracy"]] == [steps_one_epoch, 2 * steps_one_epoch]
+    assert 0 <= curves["final/intent_accuracy"][-1][1] <= 1
+    assert "max_epochs: 1" in tb_texts(out / "tb")["config"]  # the config it started with
 
 
 def test_hf_encoder_checkpoint_loads_as_the_encoder(nlu_data, tmp_path: Path) -> None:

@@ -7,6 +7,8 @@ Checkpoint layout of ``out``::
     out/last/          the latest state for resuming: HF folder + optimizer.pt +
                        trainer_state.json (step, budget seconds spent, best dev WER, epoch)
     out/.last.tmp/     only during a save (and .last.old): see ``state.save_state``
+    out/tb/            TensorBoard event files: loss and learning rate per step, dev rates at
+                       each checkpoint, the final dev metrics, the config (``training.tracking``)
 
 Features are computed once before training (feature extraction every epoch would cost as
 much CPU as the model). Batches are length-bucketed. The budget is ``train.max_minutes`` on
@@ -59,6 +61,7 @@ from training.budget import BudgetClock
 from training.checkpoint import LAST, should_resume
 from training.result import Log, OnProgress, TrainResult
 from training.schedule import warmup_cosine
+from training.tracking import TB_DIR, Tracker
 
 
 def ctc_loss(
@@ -103,6 +106,7 @@ class Run:
     step_cap: int  # train.max_steps, lowered to train.max_epochs' batches (0 = none)
     best_weights: dict[str, torch.Tensor] | None = None
     mel_centers: torch.Tensor | None = None  # (n_mels,) Hz, for VTLP; None for waveform models
+    tracker: Tracker | None = None
 
     def progress(self) -> float:
         return self.clock.progress(self.state["step"], self.step_cap)
@@ -174,7 +178,10 @@ def train_step(run: Run, examples: list[Example]) -> tuple[float, float]:
     state["train_seconds"] += time.perf_counter() - step_t0
     run.clock.tick()
     state["elapsed"], state["cpu_seconds"] = run.clock.wall, run.clock.cpu
-    return loss.item(), lr
+    value = loss.item()
+    if run.tracker is not None:
+        run.tracker.scalars(state["step"], {"loss": value, "lr": lr}, "train/")
+    return value, lr
 
 
 def checkpoint(run: Run, dev: list[Example]) -> None:
@@ -187,6 +194,8 @@ def checkpoint(run: Run, dev: list[Example]) -> None:
         f"step {state['step']}: dev ({len(subset)} utts) WER {rates['wer']:.4f} "
         f"CER {rates['cer']:.4f} SER {rates['ser']:.4f}"
     )
+    if run.tracker is not None:
+        run.tracker.scalars(state["step"], rates, "dev/")
     if rates["wer"] < state["best_wer"] or run.best_weights is None:
         state["best_wer"] = rates["wer"]
         run.best_weights = copy.deepcopy(run.rec.model.state_dict())
@@ -294,6 +303,8 @@ def finish(run: Run, views: Views, dev: list[Example], extra: dict[str, Any]) ->
     write_checkpoint_meta(
         run.out, cfg, run.train_hash, run.state["parent"], metrics, run.state["step"]
     )
+    if run.tracker is not None:
+        run.tracker.scalars(run.state["step"], metrics, "final/")
     run.log(
         f"best dev WER {metrics['dev_wer']:.4f}, temperature {temperature:g}, "
         f"{metrics['audio_s_per_s']:.1f} audio-s per training second"
@@ -353,7 +364,13 @@ def train_asr(
     run = Run(config, out, rec, optimizer, device, bf16, state, clock, train_hash, log, cap, best)
     if hasattr(rec.feature_extractor, "mel_filters"):
         run.mel_centers = band_center_hz(rec.feature_extractor)
-    train_loop(run, views, dev_set, on_progress)
-    extra = {"feature_seconds": feature_seconds, "parameters": n_params}
-    metrics = finish(run, views, dev_set, extra)
+    run.tracker = Tracker(
+        out / TB_DIR, purge_from=state["step"] + 1 if resumed else None, config=config
+    )
+    try:
+        train_loop(run, views, dev_set, on_progress)
+        extra = {"feature_seconds": feature_seconds, "parameters": n_params}
+        metrics = finish(run, views, dev_set, extra)
+    finally:
+        run.tracker.close()
     return TrainResult(out, metrics, tuple(rec.notes))

@@ -6,7 +6,9 @@ folder + ``nlu.json`` + ``earmark.json``, calibrated on dev) and the resumable s
 NLU checkpoint; labels that appeared since are appended to its heads. The budget is
 ``optim.max_minutes`` on ``optim.budget_clock`` and ``optim.max_steps``, as the ASR's
 (``training.budget``); the learning rate warms up and decays linearly over it
-(``training.schedule.warmup_linear``). What is measured on dev is in ``tuning``.
+(``training.schedule.warmup_linear``). What is measured on dev is in ``tuning``. ``out/tb/``
+holds TensorBoard event files: loss and learning rate per step, dev scores per epoch, the final
+calibrated dev scores and the config (``training.tracking``).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from training.nlu.tokenize import encode, token_labels, word_tags
 from training.nlu.tuning import calibrate, dev_score, predict_examples
 from training.result import Log, OnProgress, TrainResult
 from training.schedule import warmup_linear
+from training.tracking import TB_DIR, Tracker
 
 # -- setting up: the data, the labels, the model, the optimiser -----------------------------
 
@@ -126,6 +129,7 @@ class Run:
     planned_steps: int
     clock: BudgetClock
     loss_avg: float | None = None
+    tracker: Tracker | None = None
 
     def progress(self) -> float:
         return self.clock.progress(self.state["step"], self.planned_steps)
@@ -186,7 +190,10 @@ def train_step(run: Run, examples: list[Example]) -> tuple[float, float]:
     torch.nn.utils.clip_grad_norm_(run.model.parameters(), oc.grad_clip)
     run.optimizer.step()
     run.state["step"] += 1
-    return loss.item(), run.optimizer.param_groups[-1]["lr"]
+    value, lr = loss.item(), run.optimizer.param_groups[-1]["lr"]
+    if run.tracker is not None:
+        run.tracker.scalars(run.state["step"], {"loss": value, "lr": lr}, "train/")
+    return value, lr
 
 
 def train_epoch(run: Run, train: list[Example], on_progress: OnProgress | None) -> list[float]:
@@ -230,6 +237,8 @@ def end_epoch(run: Run, dev: list[Example], losses: list[float]) -> None:
     run.clock.tick()
     state["elapsed"], state["cpu_seconds"] = run.clock.wall, run.clock.cpu
     save_last(run.model, run.tokenizer, run.optimizer, state, run.out)
+    if run.tracker is not None:
+        run.tracker.scalars(state["step"], {k: v.value for k, v in scores.items()}, "dev/")
     run.log(
         f"epoch {state['epoch']:3d} step {state['step']:5d} "
         f"loss {sum(losses) / max(1, len(losses)):.4f} "
@@ -284,6 +293,9 @@ def finish(run: Run, train_path: Path, dev: list[Example], reason: str) -> dict[
     dev_metrics["calibration"] = temps.to_dict()
     metrics = {"dev": dev_metrics, "best_epoch": run.state["best_epoch"]}
     write_checkpoint_meta(run.out, run.config, train_path, run.state, metrics)
+    if run.tracker is not None:
+        final = {k: v.value for k, v in scores.items()} | {"best_epoch": run.state["best_epoch"]}
+        run.tracker.scalars(run.state["step"], final, "final/")
     run.log(
         f"stopped ({reason}); best epoch {run.state['best_epoch']}: "
         f"dev intent {scores['intent_accuracy']}, entity F1 {scores['entity_f1']}, "
@@ -329,6 +341,12 @@ def train_nlu(
         f"{len(train_set)} train / {len(dev_set)} dev examples, {len(schema.intents)} intents, "
         f"{len(schema.entity_types)} entity types, {n_params:,} parameters"
     )
-    reason = train_loop(run, train_set, dev_set, on_progress)
-    metrics = finish(run, train_path, dev_set, reason)
+    run.tracker = Tracker(
+        out / TB_DIR, purge_from=run.state["step"] + 1 if resumed else None, config=config
+    )
+    try:
+        reason = train_loop(run, train_set, dev_set, on_progress)
+        metrics = finish(run, train_path, dev_set, reason)
+    finally:
+        run.tracker.close()
     return TrainResult(out, metrics, tuple(run.notes))
