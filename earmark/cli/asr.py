@@ -6,11 +6,15 @@ import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
 from earmark.core.errors import EarmarkError
+
+if TYPE_CHECKING:
+    from earmark.core.manifest import ManifestRow
+    from earmark.core.shard import Shard
 
 T = TypeVar("T")
 
@@ -151,28 +155,107 @@ def transcribe_command(
         help="beam (lexicon + word LM), open (lexicon-free, character LM: words in no list) or "
         "greedy; default: the checkpoint's own (chosen on dev).",
     ),
+    shard: str | None = typer.Option(
+        None,
+        "--shard",
+        help="i/N: transcribe only shard i of N (blocks of --chunk-size rows, block k to shard "
+        "k %% N) into OUT.shard-i-of-N, e.g. one job of a scheduler's array; merge with --merge N. "
+        "Under torchrun each rank takes its shard and rank 0 merges into OUT.",
+    ),
+    merge: int | None = typer.Option(
+        None, "--merge", help="N: merge the N shards' parts of OUT into OUT (manifest order)."
+    ),
+    chunk_size: int = typer.Option(
+        128,
+        "--chunk-size",
+        min=1,
+        help="Rows read and batched together; the unit of sharding (the same for every shard "
+        "and the merge).",
+    ),
 ) -> None:
-    """Transcribe a manifest: hypothesis, utterance confidence, per-word confidence and times."""
+    """Transcribe a manifest: hypothesis, utterance confidence, per-word confidence and times.
+
+    Sharded (--shard, or torchrun --nproc-per-node N), the merged file has the same bytes as
+    one process's with as many threads per process (earmark.core.shard).
+    """
+    from earmark.core.manifest import iter_manifest
+    from earmark.core.shard import Shard, merge_parts
+
+    if merge is not None:
+        ids = (row.id for row in iter_manifest(manifest))
+        n = merge_parts(ids, out, merge, chunk_size)
+        typer.echo(f"{n} predictions from {merge} shards -> {out}")
+        return
+    if not checkpoint.is_dir():
+        raise EarmarkError(f"{checkpoint}: checkpoint folder not found")
+    part = Shard.parse(shard) if shard else None
+    ranks = Shard.from_env() if part is None else None  # torchrun: this rank's shard
+    mine = part or ranks
+    target = mine.part(out) if mine else out
+    total = _transcribe_to(
+        checkpoint, manifest, target, mine, chunk_size, batch_size, device, decoding
+    )
+    typer.echo(f"{total} predictions -> {target}")
+    if ranks is not None:
+        _merge_ranks(manifest, out, ranks, chunk_size)
+
+
+def _transcribe_to(
+    checkpoint: Path,
+    manifest: Path,
+    target: Path,
+    shard: Shard | None,
+    chunk_size: int,
+    batch_size: int,
+    device: str | None,
+    decoding: str | None,
+) -> int:
+    """Transcribe ``manifest`` (``shard``'s rows of it) into ``target`` with a progress bar."""
     from rich.progress import Progress
 
     from earmark.core.manifest import iter_manifest
     from earmark.core.predictions import write_predictions
     from training.asr.transcribe import transcribe
 
-    if not checkpoint.is_dir():
-        raise EarmarkError(f"{checkpoint}: checkpoint folder not found")
-    total = sum(1 for _ in iter_manifest(manifest))
+    def rows() -> Iterator[ManifestRow]:
+        it = iter_manifest(manifest)
+        return shard.take(it, chunk_size) if shard else it
+
+    total = sum(1 for _ in rows())
     with Progress(transient=True) as bar:
         task = bar.add_task("transcribe", total=total)
         hyps = transcribe(
             checkpoint,
-            iter_manifest(manifest),
+            rows(),
             batch_size=batch_size,
             device=device,
             decoding=decoding,
+            chunk_size=chunk_size,
         )
-        write_predictions(out, _counted(hyps, lambda: bar.advance(task)))
-    typer.echo(f"{total} predictions -> {out}")
+        write_predictions(target, _counted(hyps, lambda: bar.advance(task)))
+    return total
+
+
+def _merge_ranks(manifest: Path, out: Path, shard: Shard, chunk_size: int) -> None:
+    """Under torchrun: wait for every rank's part (a gloo barrier), then rank 0 merges them
+    into ``out`` and removes them."""
+    import torch.distributed as dist
+
+    from earmark.core.manifest import iter_manifest
+    from earmark.core.shard import Shard, merge_parts
+
+    dist.init_process_group("gloo")
+    try:
+        dist.barrier()
+        if shard.index == 0:
+            n = merge_parts(
+                (row.id for row in iter_manifest(manifest)), out, shard.count, chunk_size
+            )
+            for i in range(shard.count):
+                Shard(i, shard.count).part(out).unlink()
+            typer.echo(f"{n} predictions from {shard.count} ranks -> {out}")
+    finally:
+        dist.destroy_process_group()
 
 
 def _counted(items: Iterable[T], advance: Callable[[], None]) -> Iterator[T]:

@@ -215,8 +215,10 @@ def transcribe(
     batch_size: int = 32,
     device: str | None = None,
     decoding: str | None = None,
+    chunk_size: int = 128,
 ) -> Iterator[ASRHypothesis]:
-    """Stream one hypothesis per row, in order (see the module docstring).
+    """Stream one hypothesis per row, in order (see the module docstring). Rows are read and
+    batched ``chunk_size`` at a time (``transcribe_with``).
 
     ``checkpoint_dir`` is an earmark ASR checkpoint (or any HF CTC folder with a tokenizer).
     Memory stays flat however many rows there are; ``device`` defaults to CUDA when present.
@@ -224,7 +226,12 @@ def transcribe(
     dev = pick_device(device)
     rec = load_for_inference(checkpoint_dir, dev, decoding)
     yield from transcribe_with(
-        rec, rows, model_version=model_version_of(checkpoint_dir), batch_size=batch_size, device=dev
+        rec,
+        rows,
+        model_version=model_version_of(checkpoint_dir),
+        batch_size=batch_size,
+        chunk_size=chunk_size,
+        device=dev,
     )
 
 
