@@ -54,6 +54,19 @@ class ModelRun:
     first_round_minutes: float = 4.0
     minutes: float = 2.0  # later rounds warm-start from the previous round's checkpoint
     lm_text: tuple[str, ...] = ()
+    # A warm round's training set (``earmark.loop.trainset.warm_mix``): ``replay`` seed rows (a
+    # seeded random subset; 0 = all) and every human label ``label_repeats`` times, so that the
+    # labels the deployment gave are not drowned by the data the base already learnt
+    replay: int = 0
+    label_repeats: int = 1
+
+    def __post_init__(self) -> None:
+        if self.replay < 0 or self.label_repeats < 1:
+            raise ConfigError(
+                "config keys 'replay' (seed rows a warm round keeps, 0 = all) and "
+                f"'label_repeats' (at least 1) of a model: got {self.replay} and "
+                f"{self.label_repeats}"
+            )
 
 
 @dataclass(frozen=True)

@@ -79,12 +79,14 @@ def train_round(
     for kind in halves.kinds:
         model = recipe(kind)
         settings = cfg.asr if kind == "asr" else cfg.nlu
-        train, n_human, n_pseudo = write_training_manifest(cfg, run, round_no, kind)
         init = previous_checkpoint(run, round_no, kind) or (
             Path(settings.init) if settings.init else None  # round 1 from the base model
         )
+        base_round = round_no == 1 and settings.init_is_round_one
+        warm = init is not None and not base_round
+        train, n_human, n_pseudo = write_training_manifest(cfg, run, round_no, kind, warm=warm)
         minutes = settings.minutes if init else settings.first_round_minutes
-        if round_no == 1 and settings.init_is_round_one:
+        if base_round:
             say(f"round 1: {kind.upper()} is the base {init} (trained on these {n_human} labels)")
             checkpoint = Path(settings.init)
         else:

@@ -9,14 +9,16 @@ human intent (``labelling.pull.build_training_manifest``); the files land in the
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
 from earmark.core.errors import EarmarkError
 from earmark.core.manifest import ManifestRow, read_manifest, write_manifest
 from earmark.core.predictions import ASRHypothesis, NLUPrediction, PredictionT, read_predictions
-from earmark.loop.config import LoopConfig
+from earmark.loop.config import LoopConfig, ModelRun
 from earmark.loop.forget import is_marked
 from earmark.loop.pool import unavailable_ids
 from earmark.loop.pseudo import pseudo_asr_rows, pseudo_nlu_rows
@@ -55,8 +57,8 @@ def halves_of(cfg: LoopConfig) -> Halves:
 
 def labelled_rows(
     cfg: LoopConfig, workspace: Path, rf: RoundFiles, *, need_intent: bool
-) -> list[ManifestRow]:
-    """Seed rows plus the human labels pulled so far (flagged and rejected ones left out)."""
+) -> tuple[list[ManifestRow], list[ManifestRow]]:
+    """The seed rows, and the human labels pulled so far (flagged and rejected ones left out)."""
 
     human = rf.human_manifest("nlu" if need_intent else "asr")
     build_training_manifest(workspace, cfg.data.pool, human, require_intent=need_intent)
@@ -65,7 +67,26 @@ def labelled_rows(
         for r in read_manifest(cfg.data.seed)
         if r.label and (r.label.intent if need_intent else r.label.text)
     ]
-    return seed + read_manifest(human)
+    return seed, read_manifest(human)
+
+
+def warm_mix(
+    seed: list[ManifestRow], human: list[ManifestRow], settings: ModelRun, salt: int
+) -> list[ManifestRow]:
+    """What a warm round (one that fine-tunes an earlier checkpoint) trains on: ``replay``
+    seed rows (a random subset seeded by ``salt``; 0 = all of them), then every human label
+    ``label_repeats`` times (the copies' ids end in ``~2``, ``~3``, ...), so the few labels the
+    deployment gave weigh against the many the base was trained on."""
+    if 0 < settings.replay < len(seed):
+        seed = random.Random(salt).sample(seed, settings.replay)
+    copies = [_copy(r, k) for k in range(2, settings.label_repeats + 1) for r in human]
+    return seed + human + copies
+
+
+def _copy(row: ManifestRow, k: int) -> ManifestRow:
+    uid = f"{row.id}~{k}"
+    label = row.label.with_(utterance_id=uid) if row.label else None
+    return ManifestRow(dataclasses.replace(row.utterance, id=uid), label)
 
 
 def pseudo_rows(
@@ -101,17 +122,20 @@ def pseudo_rows(
 
 
 def write_training_manifest(
-    cfg: LoopConfig, run: RunFolder, round_no: int, kind: str
+    cfg: LoopConfig, run: RunFolder, round_no: int, kind: str, *, warm: bool = False
 ) -> tuple[Path, int, int]:
     """Write this round's ``train_{kind}.jsonl``: seed and human rows (with intents for the
-    NLU, transcripts for the ASR), then any self-training rows. Returns ``(path, human,
-    pseudo)``; only the human count is "labelled"."""
+    NLU, transcripts for the ASR; for a ``warm`` round mixed by ``warm_mix``), then any
+    self-training rows. Returns ``(path, labelled, pseudo)``: seed and human labels, each
+    counted once (only they are "labelled"), and the models' own."""
     rf = run.round(round_no)
-    human = labelled_rows(cfg, run.root, rf, need_intent=kind == "nlu")
-    pseudo = pseudo_rows(cfg, run, round_no, human, kind)
+    seed, human = labelled_rows(cfg, run.root, rf, need_intent=kind == "nlu")
+    pseudo = pseudo_rows(cfg, run, round_no, seed + human, kind)
+    settings = cfg.asr if kind == "asr" else cfg.nlu
+    rows = warm_mix(seed, human, settings, cfg.seed * 1000 + round_no) if warm else seed + human
     path = rf.train_manifest(kind)
-    write_manifest(path, human + pseudo)
-    return path, len(human), len(pseudo)
+    write_manifest(path, rows + pseudo)
+    return path, len(seed) + len(human), len(pseudo)
 
 
 def read_predictions_file(path: Path, kind: type[PredictionT]) -> dict[str, PredictionT]:

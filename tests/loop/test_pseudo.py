@@ -228,11 +228,11 @@ def run_with_predictions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run
 
     def fake_labelled(
         cfg: LoopConfig, workspace: Path, rf: RoundFiles, *, need_intent: bool
-    ) -> list[ManifestRow]:
+    ) -> tuple[list[ManifestRow], list[ManifestRow]]:
         rf.dir.mkdir(parents=True, exist_ok=True)
         intent = "play_music" if need_intent else None
         label = Label("u2", "play jazz", intent, (), LabelSource.HUMAN, "annotator-1")
-        return [ManifestRow(Utterance("u2", "/audio/u2.wav"), label)]
+        return [], [ManifestRow(Utterance("u2", "/audio/u2.wav"), label)]
 
     monkeypatch.setattr(trainset, "labelled_rows", fake_labelled)
     monkeypatch.setattr(trainset, "unavailable_ids", lambda workspace: {"u3"})
