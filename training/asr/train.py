@@ -16,28 +16,25 @@ much CPU as the model). Batches are length-bucketed. The budget is ``train.max_m
 learning rate warms up linearly and decays with a cosine over it
 (``training.schedule.warmup_cosine``), so a time-limited run still anneals. What is measured
 on dev (the WER during training, decoding and temperature after it) is in ``tuning``, what is
-saved in ``state``.
+saved in ``state``, what the steps share (the run, batches, augmentation, loss) in ``steps``.
 """
 
 from __future__ import annotations
 
 import copy
-import random
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from earmark.core.errors import ConfigError
 from earmark.core.manifest import manifest_hash
-from training.asr.config import ASRConfig, TrainConfig
-from training.asr.data import bucket_batches, collate
-from training.asr.features import Example, band_center_hz, spec_augment, vtlp
+from earmark.core.say import quiet
+from training.asr.config import ASRConfig
+from training.asr.data import collate
+from training.asr.features import Example, band_center_hz
 from training.asr.lmtext import check_sources
-from training.asr.model import Recogniser
 from training.asr.start import (
     Views,
     freeze,
@@ -50,6 +47,7 @@ from training.asr.start import (
     use_bf16,
 )
 from training.asr.state import STATE_FILE, load_optimizer, save_state, write_checkpoint_meta
+from training.asr.steps import Run, augment, ctc_loss, epoch_batches, step_cap
 from training.asr.tuning import (
     choose_decoding,
     dev_log_probs,
@@ -59,102 +57,12 @@ from training.asr.tuning import (
 )
 from training.budget import BudgetClock
 from training.checkpoint import LAST, should_resume
+from training.distributed import World, join, leave, rows_of, share, wrap
 from training.result import Log, OnProgress, TrainResult
 from training.schedule import warmup_cosine
 from training.tracking import TB_DIR, Tracker
 
-
-def ctc_loss(
-    rec: Recogniser, batch: dict[str, torch.Tensor], device: torch.device, bf16: bool = False
-) -> torch.Tensor:
-    """Mean CTC loss per target token over a collated batch (see ``data.collate``); the model
-    runs under bfloat16 autocast when ``bf16``, the loss is always fp32."""
-    inputs = {
-        rec.input_name: batch["features"].to(device),
-        "attention_mask": batch["attention_mask"].to(device),
-    }
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-        logits = rec.model(**inputs).logits
-    log_probs = torch.log_softmax(logits.float(), dim=-1).transpose(0, 1)  # (T, B, V)
-    out_lengths = rec.output_lengths(batch["lengths"].to(device)).clamp(max=log_probs.shape[0])
-    return F.ctc_loss(
-        log_probs,
-        batch["labels"].to(device),
-        out_lengths,
-        batch["label_lengths"].to(device),
-        blank=rec.blank_id,
-        reduction="mean",
-        zero_infinity=True,
-    )
-
-
-@dataclass
-class Run:
-    """What the steps of one run share. ``state`` is what ``last/`` saves
-    (``trainer_state.json``); ``best_weights`` those of the best dev WER so far."""
-
-    config: ASRConfig
-    out: Path
-    rec: Recogniser
-    optimizer: torch.optim.Optimizer
-    device: torch.device
-    bf16: bool
-    state: dict[str, Any]
-    clock: BudgetClock
-    train_hash: str
-    log: Log
-    step_cap: int  # train.max_steps, lowered to train.max_epochs' batches (0 = none)
-    best_weights: dict[str, torch.Tensor] | None = None
-    mel_centers: torch.Tensor | None = None  # (n_mels,) Hz, for VTLP; None for waveform models
-    tracker: Tracker | None = None
-
-    def progress(self) -> float:
-        return self.clock.progress(self.state["step"], self.step_cap)
-
-
 # -- the loop -------------------------------------------------------------------------------
-
-
-def epoch_batches(
-    views: Views, tc: TrainConfig, epoch: int
-) -> tuple[list[Example], list[list[int]]]:
-    """One epoch: every utterance once, at a speed drawn for it, in shuffled length buckets
-    (seeded per epoch, so a resumed run draws the epoch as an uninterrupted one)."""
-    rng = random.Random(tc.seed * 1000 + epoch)
-    examples = [v[rng.randrange(len(v))] if len(v) > 1 else v[0] for v in views]
-    lengths = [ex.length for ex in examples]
-    return examples, bucket_batches(
-        lengths, max_frames=tc.max_frames, max_batch=tc.max_batch, rng=rng
-    )
-
-
-def step_cap(views: Views, tc: TrainConfig) -> int:
-    """``train.max_steps``, lowered to ``train.max_epochs`` times an epoch's batches (0: no
-    cap). The first epoch's count stands for all: the buckets hardly vary between epochs."""
-    if tc.max_epochs <= 0:
-        return tc.max_steps
-    by_epochs = tc.max_epochs * len(epoch_batches(views, tc, 0)[1])
-    return min(tc.max_steps, by_epochs) if tc.max_steps > 0 else by_epochs
-
-
-def augment(
-    batch: dict[str, torch.Tensor], tc: TrainConfig, centers_hz: torch.Tensor | None
-) -> dict[str, torch.Tensor]:
-    """VTLP (when ``train.vtlp`` and the model reads log-mel bands centred at ``centers_hz``),
-    then SpecAugment, on a collated batch."""
-    feats = batch["features"]
-    if tc.vtlp > 0 and centers_hz is not None:
-        feats = vtlp(feats, batch["lengths"], centers_hz, max_warp=tc.vtlp)
-    sa = tc.spec_augment
-    batch["features"] = spec_augment(
-        feats,
-        batch["lengths"],
-        freq_masks=sa.freq_masks,
-        freq_width=sa.freq_width,
-        time_masks=sa.time_masks,
-        time_width=sa.time_width,
-    )
-    return batch
 
 
 def train_step(run: Run, examples: list[Example]) -> tuple[float, float]:
@@ -164,8 +72,10 @@ def train_step(run: Run, examples: list[Example]) -> tuple[float, float]:
     lr = warmup_cosine(run.progress(), tc.lr, warmup=tc.warmup, final_fraction=tc.final_lr_fraction)
     for group in run.optimizer.param_groups:
         group["lr"] = lr
+    # the whole batch, augmented alike on every rank; this rank's rows of it
     batch = augment(collate(examples), tc, run.mel_centers)
-    loss = ctc_loss(run.rec, batch, run.device, run.bf16)
+    rows, weight = share(len(examples), run.world)
+    loss = ctc_loss(run.rec, rows_of(batch, rows), run.device, run.bf16, run.module) * weight
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(
@@ -178,7 +88,7 @@ def train_step(run: Run, examples: list[Example]) -> tuple[float, float]:
     state["train_seconds"] += time.perf_counter() - step_t0
     run.clock.tick()
     state["elapsed"], state["cpu_seconds"] = run.clock.wall, run.clock.cpu
-    value = loss.item()
+    value = run.world.total(loss.item() / run.world.size)  # the whole batch's mean loss
     if run.tracker is not None:
         run.tracker.scalars(state["step"], {"loss": value, "lr": lr}, "train/")
     return value, lr
@@ -216,16 +126,25 @@ def next_eval_at(run: Run) -> float:
 
 
 def eval_due(run: Run, next_eval: float) -> bool:
+    """Whether dev is checked after this step (rank 0's clock decides for every rank)."""
     tc = run.config.train
-    return run.clock.used() >= next_eval or (
+    due = run.clock.used() >= next_eval or (
         tc.eval_every_steps > 0 and run.state["step"] % tc.eval_every_steps == 0
     )
+    return bool(run.world.agreed(float(due)))
 
 
-def progress_report(run: Run, loss: float, lr: float) -> dict[str, Any]:
+def checkpoint_all(run: Run, dev: list[Example]) -> None:
+    """``checkpoint`` on rank 0 (the only rank that writes), the others waiting for it."""
+    if run.world.main:
+        checkpoint(run, dev)
+    run.world.barrier()
+
+
+def progress_report(run: Run, fraction: float, loss: float, lr: float) -> dict[str, Any]:
     state = run.state
     return {
-        "fraction": run.progress(),
+        "fraction": fraction,
         "loss": loss,
         "audio_s_per_s": state["audio_seconds"] / max(1e-9, state["train_seconds"]),
         "lr": lr,
@@ -244,18 +163,19 @@ def train_loop(run: Run, views: Views, dev: list[Example], on_progress: OnProgre
         for n, idx in enumerate(batches, 1):
             loss, lr = train_step(run, [examples[i] for i in idx])
             loss_avg = loss if loss_avg is None else 0.95 * loss_avg + 0.05 * loss
+            fraction = run.progress()
             if on_progress is not None:
-                on_progress(progress_report(run, loss_avg, lr))
-            done = run.progress() >= 1.0
+                on_progress(progress_report(run, fraction, loss_avg, lr))
+            done = fraction >= 1.0
             if not done and eval_due(run, next_eval):
-                checkpoint(run, dev)
+                checkpoint_all(run, dev)
                 next_eval = next_eval_at(run)
             if done:
                 run.state["epoch"] += n == len(batches)  # a budget that ends with its epoch
                 break
         else:
             run.state["epoch"] += 1
-    checkpoint(run, dev)
+    checkpoint_all(run, dev)
 
 
 # -- the end: the best weights, decoded and calibrated on dev --------------------------------
@@ -330,6 +250,10 @@ def train_asr(
     with nothing saved there, that is logged and training starts from ``init`` or scratch).
     ``on_progress`` receives ``{"fraction", "loss", "audio_s_per_s", "lr", "step"}`` after each
     step (loss smoothed). See the module docstring for the folder layout.
+
+    Under torchrun (``WORLD_SIZE`` > 1) the ranks train one model on split global batches
+    (``training.distributed``); rank 0 alone logs and writes, and returns the metrics (the
+    other ranks return an empty dict).
     """
     tc = config.train
     if tc.max_minutes <= 0 and tc.max_steps <= 0 and tc.max_epochs <= 0:
@@ -339,9 +263,33 @@ def train_asr(
     if config.decoding.method == "beam":
         check_sources(config.decoding.lm_text, config.decoding.english_words)
     device = setup_torch(tc)
+    world = join(device)
+    try:
+        return _train(config, train, dev, Path(out), init, resume, log if world.main else quiet,
+                      on_progress, device, world)  # fmt: skip
+    finally:
+        leave(world)
+
+
+def _train(
+    config: ASRConfig,
+    train: str | Path,
+    dev: str | Path,
+    out: Path,
+    init: str | Path | None,
+    resume: bool,
+    log: Log,
+    on_progress: OnProgress | None,
+    device: torch.device,
+    world: World,
+) -> TrainResult:
+    """``train_asr`` in one process among ``world``'s ranks."""
+    tc = config.train
     bf16 = use_bf16(device, tc.precision)
-    out = Path(out)
-    resumed = should_resume(out / LAST, STATE_FILE, resume=resume, log=log)
+    # rank 0 first: it may put back a save a kill cut in two, which the others then read
+    resumed = world.main_first(
+        lambda: should_resume(out / LAST, STATE_FILE, resume=resume, log=log)
+    )
     rec, state = start_model(config, out, init, resumed, log, train)
     rec.model.to(device)
     freeze(rec, tc.freeze, log)
@@ -364,13 +312,22 @@ def train_asr(
     run = Run(config, out, rec, optimizer, device, bf16, state, clock, train_hash, log, cap, best)
     if hasattr(rec.feature_extractor, "mel_filters"):
         run.mel_centers = band_center_hz(rec.feature_extractor)
-    run.tracker = Tracker(
-        out / TB_DIR, purge_from=state["step"] + 1 if resumed else None, config=config
-    )
+    run.world, run.module = world, wrap(rec.model, world, device)
+    if world.main:
+        purge = state["step"] + 1 if resumed else None
+        run.tracker = Tracker(out / TB_DIR, purge_from=purge, config=config)
+    metrics: dict[str, Any] = {}
     try:
         train_loop(run, views, dev_set, on_progress)
-        extra = {"feature_seconds": feature_seconds, "parameters": n_params}
-        metrics = finish(run, views, dev_set, extra)
+        if world.main:
+            extra = {
+                "feature_seconds": feature_seconds,
+                "parameters": n_params,
+                "ranks": world.size,
+            }
+            metrics = finish(run, views, dev_set, extra)
+        world.barrier()
     finally:
-        run.tracker.close()
+        if run.tracker is not None:
+            run.tracker.close()
     return TrainResult(out, metrics, tuple(rec.notes))
