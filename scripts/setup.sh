@@ -35,6 +35,11 @@ fi
 if [ $want_test = 1 ] && ! command -v chromium >/dev/null 2>&1; then
   apt_install chromium || say "chromium not installed: the UI screenshot test will be skipped"
 fi
+# ... and PostgreSQL for the team set-up's test (Label Studio on PostgreSQL; the server itself is
+# started by the test, with its own data folder, on loopback).
+if [ $want_test = 1 ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  apt_install postgresql || say "postgresql not installed: the PostgreSQL test will be skipped"
+fi
 
 # 3. Virtual environment with earmark installed (editable) and pinned dependencies.
 python=${PYTHON:-python3}

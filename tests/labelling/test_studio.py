@@ -4,84 +4,28 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import stat
 
 import pytest
+from studio_checks import no_identity, round_trip, setup
 
 from earmark.core.manifest import read_manifest
-from labelling.configs import schema_from_manifests
-from labelling.projects import setup_projects
 from labelling.pull import build_training_manifest, pull
 from labelling.push import push
 from labelling.settings import Paths
 from labelling.simulate import simulate
 from labelling.state import State
-from labelling.status import status
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.shared, pytest.mark.slow]
 
 
-def _setup(studio, corpus):
-    with studio.client() as client:
-        return setup_projects(
-            client, studio.workspace, schema_from_manifests([corpus.answers]), studio.config
-        )
-
-
 def test_round_trip_labels_equal_answers(studio, corpus_factory, tmp_path):
-    corpus = corpus_factory(20)
-    first = _setup(studio, corpus)
-    again = _setup(studio, corpus)
-    assert [r.action for r in first] == ["created", "created"]
-    assert [r.action for r in again] == ["unchanged", "unchanged"]
-    with studio.client() as client:
-        pushed = push(
-            client,
-            studio.workspace,
-            corpus.selection,
-            corpus.pool,
-            studio.config,
-            asr_predictions=corpus.asr,
-            nlu_predictions=corpus.nlu,
-        )
-        assert (pushed.transcription, pushed.understanding) == (20, 0)
-        repeat = push(client, studio.workspace, corpus.selection, corpus.pool, studio.config)
-        assert (repeat.created, repeat.already_pushed) == (0, 20)
-
-        info = status(studio.workspace, studio.config)
-        mine = {p.title: p for p in info.projects}
-        assert mine[studio.config.projects.transcription_title].open == 20
-
-        s1 = simulate(client, studio.workspace, studio.config, corpus.answers, seed=1)
-        assert s1.annotated == 20
-        p1 = pull(client, studio.workspace)
-        assert (p1.new, p1.accepted, p1.rejected, p1.followups) == (20, 20, 0, 20)
-        s2 = simulate(client, studio.workspace, studio.config, corpus.answers, seed=1)
-        assert s2.annotated == 20
-        p2 = pull(client, studio.workspace)
-        assert (p2.new, p2.accepted, p2.rejected, p2.flagged) == (20, 20, 0, 0)
-        p3 = pull(client, studio.workspace)
-        assert (p3.new, p3.followups) == (0, 0)
-
-    labels = {r.id: r.label for r in read_manifest(State.of(studio.workspace).labels)}
-    answers = {r.id: r.label for r in read_manifest(corpus.answers)}
-    assert set(labels) == set(answers)
-    for uid, want in answers.items():
-        got = labels[uid]
-        assert (got.text, got.intent, got.entities) == (want.text, want.intent, want.entities), uid
-        assert got.source.value == "human" and got.version.startswith("ann-")
-    # the loop's training manifest: audio from the pool, labels from Label Studio
-    n = build_training_manifest(studio.workspace, corpus.pool, tmp_path / "train.jsonl")
-    assert n == 20
-    # the token file is readable by the user only
-    mode = stat.S_IMODE(os.stat(Paths.of(studio.workspace).token).st_mode)
-    assert mode == 0o600
+    round_trip(studio, corpus_factory(20), tmp_path)
 
 
 def test_least_confident_task_is_served_first(studio, corpus_factory):
     corpus = corpus_factory(6)
-    _setup(studio, corpus)
+    setup(studio, corpus)
     with studio.client() as client:
         push(
             client,
@@ -102,43 +46,7 @@ def test_least_confident_task_is_served_first(studio, corpus_factory):
 
 
 def test_tasks_reveal_no_speaker_path_or_file_name(studio, corpus_factory):
-    corpus = corpus_factory(8)
-    _setup(studio, corpus)
-    with studio.client() as client:
-        push(
-            client,
-            studio.workspace,
-            corpus.selection,
-            corpus.pool,
-            studio.config,
-            asr_predictions=corpus.asr,
-            nlu_predictions=corpus.nlu,
-        )
-        tasks = []
-        for ref in State.of(studio.workspace).projects().values():
-            tasks += list(
-                client.paginate(
-                    "/api/tasks/",
-                    what="reading tasks",
-                    params={"project": ref["id"], "fields": "all"},
-                )
-            )
-        assert len(tasks) == 8
-        dumped = json.dumps(tasks)
-        for row in read_manifest(corpus.pool):
-            audio = row.utterance.audio
-            assert row.utterance.speaker not in dumped
-            assert audio not in dumped and os.path.basename(audio) not in dumped
-            assert os.path.splitext(os.path.basename(audio))[0] not in dumped
-            assert os.path.dirname(audio) not in dumped
-            assert f'"{row.id}"' not in dumped  # the utterance id stays local too
-        for task in tasks:
-            assert set(task["data"]) == {"ref", "audio"}
-            audio_url = task["data"]["audio"]
-            assert os.path.basename(audio_url).endswith(f"-{task['data']['ref']}.wav")
-            # the audio itself is served (to a logged-in user) and is a WAV file
-            resp = client._http.get(audio_url, headers={"Authorization": client._auth_header()})
-            assert resp.status_code == 200 and resp.content[:4] == b"RIFF"
+    no_identity(studio, corpus_factory(8))
 
 
 def _confident(corpus, tmp_path, n):
@@ -159,7 +67,7 @@ def _with_shortcut(config, threshold):
 
 def test_confident_asr_is_still_transcribed_by_default(studio, corpus_factory, tmp_path):
     corpus = corpus_factory(4)
-    _setup(studio, corpus)
+    setup(studio, corpus)
     asr, _ = _confident(corpus, tmp_path, 2)
     with studio.client() as client:
         s = push(
@@ -173,7 +81,7 @@ def test_confident_asr_shortcut_trains_the_nlu_only(studio, corpus_factory, tmp_
     """With ``push.asr_confident`` set, sure utterances go straight to understanding; a person
     there confirms text without hearing the audio, so the ASR never trains on it."""
     corpus = corpus_factory(4)
-    _setup(studio, corpus)
+    setup(studio, corpus)
     asr, rows = _confident(corpus, tmp_path, 2)
     config = _with_shortcut(studio.config, 0.9)
     with studio.client() as client:
@@ -215,7 +123,7 @@ def test_a_followup_whose_record_was_lost_is_not_created_again(studio, corpus_fa
     """A kill between a follow-up's import and its line in pushed.jsonl: the next pull finds
     the task on the server and repairs the state instead of creating it twice."""
     corpus = corpus_factory(2)
-    _setup(studio, corpus)
+    setup(studio, corpus)
     state = State.of(studio.workspace)
     with studio.client() as client:
         push(client, studio.workspace, corpus.selection, corpus.pool, studio.config)
@@ -252,7 +160,7 @@ def _loose(root):
 def test_the_studio_folder_is_private_to_the_user(studio_server, studio, corpus_factory):
     """The database (which stores tokens), uploaded audio, state and labels: 0600 in 0700."""
     corpus = corpus_factory(2)
-    _setup(studio, corpus)
+    setup(studio, corpus)
     with studio.client() as client:
         push(client, studio.workspace, corpus.selection, corpus.pool, studio.config,
              asr_predictions=corpus.asr, nlu_predictions=corpus.nlu)  # fmt: skip
@@ -267,7 +175,7 @@ def test_the_studio_folder_is_private_to_the_user(studio_server, studio, corpus_
 
 def test_simulated_annotator_makes_the_mistakes_it_is_asked_for(studio, corpus_factory):
     corpus = corpus_factory(6)
-    _setup(studio, corpus)
+    setup(studio, corpus)
     answers = {r.id: r.label for r in read_manifest(corpus.answers)}
     with studio.client() as client:
         push(client, studio.workspace, corpus.selection, corpus.pool, studio.config)
