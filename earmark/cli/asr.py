@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
+from earmark.cli.ranks import NPROC_HELP, torchrun
 from earmark.core.errors import EarmarkError
 
 if TYPE_CHECKING:
@@ -62,14 +63,7 @@ def train_asr_command(
         help="Text for the lexicon and LMs besides the transcripts: sentences or words, one a "
         "line (.jsonl: a 'text' or 'sentence' field); repeatable, added to decoding.lm_text.",
     ),
-    nproc: int = typer.Option(
-        1,
-        "--nproc",
-        min=1,
-        help="Data-parallel processes on this machine (torchrun; gloo on CPU, NCCL on GPUs): "
-        "one global batch split across them. Or launch torchrun yourself: torchrun "
-        "--nproc-per-node N --no-python earmark train asr ...",
-    ),
+    nproc: int = typer.Option(1, "--nproc", min=1, help=NPROC_HELP),
 ) -> None:
     """Train (or fine-tune) the CTC recogniser; keeps the best checkpoint by dev WER in --out."""
     from rich.console import Console
@@ -79,8 +73,8 @@ def train_asr_command(
     from training.asr.train import train_asr
 
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
-        raise typer.Exit(_torchrun(nproc, out))
-    main_rank = os.environ.get("RANK", "0") == "0"
+        raise typer.Exit(torchrun(nproc, out))
+    main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 alone prints
     cfg = load_asr_config(config, tuple(overrides or ()))
     cfg = with_budget(cfg, minutes=max_minutes, max_steps=max_steps)  # as the loop does
     cfg = with_lm_text(cfg, lm_text or ())
@@ -119,31 +113,6 @@ def train_asr_command(
         )
     if main_rank:
         typer.echo(json.dumps({"checkpoint": str(result.checkpoint), **_plain(result.metrics)}))
-
-
-def _torchrun(nproc: int, out: Path) -> int:
-    """Run this command again under torchrun with ``nproc`` ranks; its exit status. A failed
-    rank (torchrun's report names it) ends the run: say where it can resume from."""
-    import subprocess
-    import sys
-
-    args = list(sys.argv[1:])
-    at = next(i for i, a in enumerate(args) if a == "--nproc" or a.startswith("--nproc="))
-    del args[at : at + (1 if "=" in args[at] else 2)]
-    earmark = Path(sys.executable).with_name("earmark")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           "--nproc-per-node", str(nproc), "--no-python", str(earmark), *args]  # fmt: skip
-    code = subprocess.run(cmd).returncode
-    if code != 0:
-        state = out / "last" / "trainer_state.json"
-        step = json.loads(state.read_text())["step"] if state.is_file() else None
-        where = f"its state at step {step} is in {out}/last" if step else "nothing was saved yet"
-        typer.echo(
-            f"training stopped: a rank failed (exit status {code}; torchrun's report above "
-            f"names it); {where}: run the same command with --resume to go on",
-            err=True,
-        )
-    return code
 
 
 def train_lm_command(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
 
+from earmark.cli.ranks import NPROC_HELP, torchrun
 from earmark.core.errors import EarmarkError
 
 
@@ -48,12 +50,16 @@ def train_nlu_command(
     overrides: list[str] = typer.Option(
         None, "--set", help="Override a config key, e.g. --set optim.lr=0.0003 (repeatable)."
     ),
+    nproc: int = typer.Option(1, "--nproc", min=1, help=NPROC_HELP),
 ) -> None:
     """Train (or fine-tune) the joint intent + entity model; keeps the best epoch on dev."""
     from rich.console import Console
 
     from training.nlu.config import load_nlu_config, with_budget
     from training.nlu.train import train_nlu
+
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        raise typer.Exit(torchrun(nproc, out))
 
     cfg = load_nlu_config(config, tuple(overrides or ()))
     cfg = with_budget(cfg, minutes=max_minutes, max_steps=max_steps)  # as the loop does
@@ -69,6 +75,8 @@ def train_nlu_command(
             asr_predictions=asr_predictions,
             log=lambda line: console.print(line, highlight=False, markup=False),
         )
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun, rank 0 alone prints
     dev_values = {
         k: v["value"]
         for k, v in result.metrics["dev"].items()

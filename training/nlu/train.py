@@ -17,20 +17,21 @@ import dataclasses
 import math
 import random
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from earmark.core.errors import ConfigError
+from earmark.core.say import quiet
 from training.budget import BudgetClock
 from training.checkpoint import LAST, should_resume
+from training.distributed import World, join, leave, share, wrap
 from training.nlu.build import build_model, make_optimizer
 from training.nlu.config import NLUConfig
 from training.nlu.data import Example, load_examples, read_asr_predictions, with_hypotheses
 from training.nlu.evaluate import score_predictions
-from training.nlu.model import JointNLU, load_model, save_model
+from training.nlu.model import load_model, save_model
 from training.nlu.noise import noisy_copies
 from training.nlu.schema import LabelSchema
 from training.nlu.state import (
@@ -40,7 +41,7 @@ from training.nlu.state import (
     save_last,
     write_checkpoint_meta,
 )
-from training.nlu.tokenize import encode, token_labels, word_tags
+from training.nlu.steps import Run, get_batch, loss_fn
 from training.nlu.tuning import calibrate, dev_score, predict_examples
 from training.result import Log, OnProgress, TrainResult
 from training.schedule import warmup_linear
@@ -82,57 +83,6 @@ def build_schema(
     schema.check([e for e in train if e.line], path=str(paths[0]))
     schema.check(dev, path=str(paths[1]))
     return schema
-
-
-def get_batch(examples: list[Example], model: JointNLU, tokenizer: Any) -> dict[str, torch.Tensor]:
-    """Padded ``(B, T)`` ids/mask, ``(B,)`` intent targets and ``(B, T)`` tag targets."""
-    batch, word_ids = encode(
-        tokenizer, [e.text for e in examples], max_length=model.settings.max_length
-    )
-    length = batch["input_ids"].shape[1]
-    intents = model.schema.intent_index()
-    batch["intent"] = torch.tensor([intents[e.intent] for e in examples])
-    batch["tags"] = torch.tensor(
-        [
-            token_labels(w, word_tags(e, model.schema), length)
-            for e, w in zip(examples, word_ids, strict=True)
-        ]
-    )
-    return batch
-
-
-def loss_fn(model: JointNLU, batch: dict[str, torch.Tensor], tag_weight: float) -> torch.Tensor:
-    intent_logits, tag_logits = model(batch["input_ids"], batch["attention_mask"])
-    intent_loss = torch.nn.functional.cross_entropy(intent_logits, batch["intent"])
-    tag_loss = torch.nn.functional.cross_entropy(
-        tag_logits.flatten(0, 1), batch["tags"].flatten(), ignore_index=-100
-    )
-    return intent_loss + tag_weight * tag_loss
-
-
-@dataclass
-class Run:
-    """What the steps of one run share. ``state`` is what ``last/`` saves (``trainer.pt``);
-    ``peak_lrs`` the optimiser groups' rates that the schedule scales; ``planned_steps`` the
-    steps the schedule runs over (``max_steps``, else ``max_epochs`` of steps but at least
-    ``min_steps``)."""
-
-    config: NLUConfig
-    out: Path
-    model: JointNLU
-    tokenizer: Any
-    optimizer: torch.optim.Optimizer
-    state: dict[str, Any]
-    notes: list[str]
-    log: Log
-    peak_lrs: list[float]
-    planned_steps: int
-    clock: BudgetClock
-    loss_avg: float | None = None
-    tracker: Tracker | None = None
-
-    def progress(self) -> float:
-        return self.clock.progress(self.state["step"], self.planned_steps)
 
 
 def start_run(
@@ -183,14 +133,23 @@ def train_step(run: Run, examples: list[Example]) -> tuple[float, float]:
     progress = run.progress()
     for group, peak in zip(run.optimizer.param_groups, run.peak_lrs, strict=True):
         group["lr"] = warmup_linear(progress, peak, warmup=oc.warmup_frac)
-    batch = get_batch(examples, run.model, run.tokenizer)
-    loss = loss_fn(run.model, batch, oc.tag_loss_weight)
+    if run.world.parallel:  # this rank's rows; the sums divided by the whole batch's counts
+        rows, weight = share(len(examples), run.world)  # weight 0: an empty share
+        batch = get_batch([examples[i] for i in rows], run.model, run.tokenizer)
+        tagged = int((batch["tags"] != -100).sum()) if weight else 0
+        totals = (len(examples), int(run.world.total(tagged)))
+        scale = run.world.size if weight else 0.0  # DDP averages the ranks' gradients
+        loss = loss_fn(run.module or run.model, batch, oc.tag_loss_weight, totals) * scale
+    else:
+        batch = get_batch(examples, run.model, run.tokenizer)
+        loss = loss_fn(run.model, batch, oc.tag_loss_weight)
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(run.model.parameters(), oc.grad_clip)
     run.optimizer.step()
     run.state["step"] += 1
-    value, lr = loss.item(), run.optimizer.param_groups[-1]["lr"]
+    value = run.world.total(loss.item() / run.world.size)  # the whole batch's loss
+    lr = run.optimizer.param_groups[-1]["lr"]
     if run.tracker is not None:
         run.tracker.scalars(run.state["step"], {"loss": value, "lr": lr}, "train/")
     return value, lr
@@ -206,14 +165,15 @@ def train_epoch(run: Run, train: list[Example], on_progress: OnProgress | None) 
     losses = []
     for i in range(0, len(order), oc.batch_size):
         run.clock.tick()
-        if run.clock.spent():
+        if run.spent():
             break  # out of time: score what we have
         loss, lr = train_step(run, [train[j] for j in order[i : i + oc.batch_size]])
         losses.append(loss)
         run.loss_avg = loss if run.loss_avg is None else 0.95 * run.loss_avg + 0.05 * loss
+        fraction = run.progress()
         if on_progress is not None:
             on_progress(
-                {"fraction": run.progress(), "loss": run.loss_avg, "lr": lr, "step": state["step"]}
+                {"fraction": fraction, "loss": run.loss_avg, "lr": lr, "step": state["step"]}
             )
         if oc.max_steps and state["step"] >= oc.max_steps:
             break
@@ -270,10 +230,12 @@ def train_loop(
         run.state["step"] < oc.min_steps and not oc.max_steps
     ):
         losses = train_epoch(run, train, on_progress)
-        end_epoch(run, dev, losses)
-        reason = stop_reason(run)
-        if reason is not None:
-            return reason
+        reason = None
+        if run.world.main:  # dev, saves and the stopping rule: rank 0's alone
+            end_epoch(run, dev, losses)
+            reason = stop_reason(run)
+        if run.world.agreed(float(reason is not None)):
+            return reason or "rank 0 stopped"
     return "max epochs"
 
 
@@ -330,10 +292,34 @@ def train_nlu(
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
+    world = join(torch.device("cpu"))
+    try:
+        return _train(config, train_path, dev_path, out, init, resume,
+                      log if world.main else quiet, on_progress, asr_predictions, world)  # fmt: skip
+    finally:
+        leave(world)
+
+
+def _train(
+    config: NLUConfig,
+    train_path: Path,
+    dev_path: Path,
+    out: Path,
+    init: str | Path | None,
+    resume: bool,
+    log: Log,
+    on_progress: OnProgress | None,
+    asr_predictions: str | Path | None,
+    world: World,
+) -> TrainResult:
+    """``train_nlu`` in one process among ``world``'s ranks."""
     hyps = Path(asr_predictions) if asr_predictions else None
     train_set, dev_set = load_data(config, train_path, dev_path, hyps, log)
     schema = build_schema(config, train_set, dev_set, (train_path, dev_path))
-    resumed = should_resume(out / LAST, TRAINER_STATE, resume=resume, log=log)
+    # rank 0 first: it may put back a save a kill cut in two, which the others then read
+    resumed = world.main_first(
+        lambda: should_resume(out / LAST, TRAINER_STATE, resume=resume, log=log)
+    )
     run = start_run(config, schema, train_set, out, Path(init) if init else None, resumed, log)
     schema = run.model.schema
     n_params = sum(p.numel() for p in run.model.parameters())
@@ -341,12 +327,17 @@ def train_nlu(
         f"{len(train_set)} train / {len(dev_set)} dev examples, {len(schema.intents)} intents, "
         f"{len(schema.entity_types)} entity types, {n_params:,} parameters"
     )
-    run.tracker = Tracker(
-        out / TB_DIR, purge_from=run.state["step"] + 1 if resumed else None, config=config
-    )
+    run.world, run.module = world, wrap(run.model, world, torch.device("cpu"))
+    if world.main:
+        purge = run.state["step"] + 1 if resumed else None
+        run.tracker = Tracker(out / TB_DIR, purge_from=purge, config=config)
+    metrics: dict[str, Any] = {}
     try:
         reason = train_loop(run, train_set, dev_set, on_progress)
-        metrics = finish(run, train_path, dev_set, reason)
+        if world.main:
+            metrics = finish(run, train_path, dev_set, reason)
+        world.barrier()
     finally:
-        run.tracker.close()
+        if run.tracker is not None:
+            run.tracker.close()
     return TrainResult(out, metrics, tuple(run.notes))
