@@ -37,7 +37,9 @@ def fsync_dir(folder: str | Path) -> None:
 
 def private_dir(path: str | Path) -> Path:
     """``path`` as a folder only its owner can use (0700), created if missing (missing parents
-    too, also 0700) and tightened if it exists with wider permissions."""
+    too, also 0700) and tightened if it exists with wider permissions. A folder another user
+    owns (one made for this user to write into) is left as its owner set it: only the owner
+    may change its mode."""
     path = Path(path)
     missing = []
     p = path
@@ -47,7 +49,8 @@ def private_dir(path: str | Path) -> Path:
     for folder in reversed(missing):
         with contextlib.suppress(FileExistsError):
             folder.mkdir(mode=0o700)
-    os.chmod(path, 0o700)
+    if path.stat().st_uid == os.geteuid():
+        os.chmod(path, 0o700)
     return path
 
 
