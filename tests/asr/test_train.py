@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -99,11 +100,14 @@ def test_resume_continues_from_last_step(tiny_checkpoint, fsdd_manifests, tmp_pa
     out, _, _ = tiny_checkpoint
     copy = tmp_path / "run"
     shutil.copytree(out, copy)
-    # what a run killed at step 43 had logged after the state it saved at step 40
-    killed = Tracker(copy / "tb", purge_from=41)
+    # what a run killed at step 43 had logged after the state it saved at step 40 (TensorBoard
+    # reads a folder's event files in name order, whose first field is the second they were
+    # opened: the resumed run's file must come after, as it would after a real kill)
+    killed = Tracker(copy / "tb")
     for step in (41, 42, 43):
         killed.scalars(step, {"loss": 999.0}, "train/")
     killed.close()
+    time.sleep(1.1)
     cfg = load_asr_config(None, (*TINY, "train.max_steps=45"))
     steps: list[int] = []
     result = train_asr(
