@@ -25,6 +25,19 @@ def setup(studio, corpus):
         )
 
 
+def push_corpus(client, studio, corpus):
+    """Push the whole selection of ``corpus`` with its ASR and NLU predictions."""
+    return push(
+        client,
+        studio.workspace,
+        corpus.selection,
+        corpus.pool,
+        studio.config,
+        asr_predictions=corpus.asr,
+        nlu_predictions=corpus.nlu,
+    )
+
+
 def round_trip(studio, corpus, tmp_path):
     """20 tasks pushed (twice: created once), annotated, pulled (three times: imported once),
     every label equal to its answer; the training manifest built; the token file private."""
@@ -33,15 +46,7 @@ def round_trip(studio, corpus, tmp_path):
     assert [r.action for r in first] == ["created", "created"]
     assert [r.action for r in again] == ["unchanged", "unchanged"]
     with studio.client() as client:
-        pushed = push(
-            client,
-            studio.workspace,
-            corpus.selection,
-            corpus.pool,
-            studio.config,
-            asr_predictions=corpus.asr,
-            nlu_predictions=corpus.nlu,
-        )
+        pushed = push_corpus(client, studio, corpus)
         assert (pushed.transcription, pushed.understanding) == (20, 0)
         repeat = push(client, studio.workspace, corpus.selection, corpus.pool, studio.config)
         assert (repeat.created, repeat.already_pushed) == (0, 20)
@@ -81,15 +86,7 @@ def no_identity(studio, corpus):
     utterance id, and each task's audio is served."""
     setup(studio, corpus)
     with studio.client() as client:
-        push(
-            client,
-            studio.workspace,
-            corpus.selection,
-            corpus.pool,
-            studio.config,
-            asr_predictions=corpus.asr,
-            nlu_predictions=corpus.nlu,
-        )
+        push_corpus(client, studio, corpus)
         tasks = []
         for ref in State.of(studio.workspace).projects().values():
             tasks += list(

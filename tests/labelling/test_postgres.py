@@ -16,14 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from studio_checks import no_identity, round_trip, setup
+from studio_checks import no_identity, push_corpus, round_trip, setup
 from studio_fixtures import Studio, _free_port, workspace_on
 
 from earmark.core.manifest import read_manifest
 from labelling.accounts import ensure_annotator
 from labelling.client import connect
 from labelling.process import start, stop
-from labelling.push import push
 from labelling.settings import Paths, load_studio_config
 from labelling.simulate import simulate
 from labelling.state import State
@@ -139,8 +138,7 @@ def test_a_pull_killed_at_each_write_resumes_without_loss_or_repeat(
     corpus = corpus_factory(6)
     setup(studio, corpus)
     with studio.client() as client:
-        push(client, studio.workspace, corpus.selection, corpus.pool, studio.config,
-             asr_predictions=corpus.asr, nlu_predictions=corpus.nlu)  # fmt: skip
+        push_corpus(client, studio, corpus)
         simulate(client, studio.workspace, studio.config, corpus.answers, seed=1)
     overrides = [a for o in (f"server.port={studio.config.server.port}",
                              f"projects.transcription_title={studio.config.projects.transcription_title}",
