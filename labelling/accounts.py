@@ -37,9 +37,23 @@ def admin_password(paths: Paths) -> str:
     return _secret(paths, "admin_password", lambda: secrets.token_urlsafe(18))
 
 
-def annotator_password(paths: Paths) -> str:
-    """The simulated annotator's password (random, made on first use)."""
-    return _secret(paths, "annotator_password", lambda: secrets.token_urlsafe(18))
+def _suffix(number: int) -> str:
+    """Secret-file suffix of simulated annotator ``number`` (1: none, as before there were more)."""
+    return "" if number == 1 else f"_{number}"
+
+
+def annotator_password(paths: Paths, number: int = 1) -> str:
+    """Simulated annotator ``number``'s password (random, made on first use)."""
+    return _secret(paths, f"annotator_password{_suffix(number)}", lambda: secrets.token_urlsafe(18))
+
+
+def annotator_email(config: StudioConfig, number: int = 1) -> str:
+    """Simulated annotator ``number``'s account: ``server.annotator_email``, then
+    ``annotator+2@...``, ``annotator+3@...`` (plus-addressing of the same mailbox)."""
+    if number == 1:
+        return config.server.annotator_email
+    local, _, domain = config.server.annotator_email.partition("@")
+    return f"{local}+{number}@{domain}"
 
 
 def django_secret_key(paths: Paths) -> str:
@@ -139,19 +153,20 @@ def ensure_token(paths: Paths, url: str, config: StudioConfig, say: Say = quiet)
 
 # -- the simulated annotator -------------------------------------------------------------------
 def ensure_annotator(
-    workspace: str | Path, config: StudioConfig, admin: StudioClient
+    workspace: str | Path, config: StudioConfig, admin: StudioClient, number: int = 1
 ) -> Connection:
-    """A second account (the simulated annotator) with its own token, created on first use.
+    """Simulated annotator ``number``'s account (not the admin) with its own token, created on
+    first use.
 
     It signs up through the organisation's invite link (read with the admin's token) when it
     cannot log in; raises ``StudioError`` when the account exists with another password.
     """
     paths = Paths.of(workspace)
-    token_path = paths.secrets / "annotator_token"
+    token_path = paths.secrets / f"annotator_token{_suffix(number)}"
     token = read_secret(token_path)
     if token and token_works(admin.url, token, config):
         return Connection(admin.url, token, str(token_path))
-    http = _annotator_session(paths, config, admin)
+    http = _annotator_session(paths, config, admin, number)
     try:
         token = create_token(http, admin.url)
     finally:
@@ -160,9 +175,11 @@ def ensure_annotator(
     return Connection(admin.url, token, str(token_path))
 
 
-def _annotator_session(paths: Paths, config: StudioConfig, admin: StudioClient) -> httpx.Client:
+def _annotator_session(
+    paths: Paths, config: StudioConfig, admin: StudioClient, number: int
+) -> httpx.Client:
     """Log in as the annotator, signing up through the invite link when that fails."""
-    email, password = config.server.annotator_email, annotator_password(paths)
+    email, password = annotator_email(config, number), annotator_password(paths, number)
     try:
         return session(admin.url, email, password)
     except StudioError:

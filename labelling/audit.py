@@ -379,6 +379,17 @@ def record_review(state: State, items: Iterable[Reviewed]) -> int:
     )
 
 
+def record_exported(state: State, ids: Iterable[str], to: str | Path, use: str) -> int:
+    """An ``exported`` event for each utterance whose human label was written to ``to`` (a
+    training manifest; ``use``: what it trains, e.g. ``asr``), by the local account; once per
+    utterance and file (a manifest rebuilt by a resumed round logs nothing new)."""
+    actor = state.operator_pseudonym(_account())
+    detail = {"to": str(to), "use": use}
+    return AuditLog(state.audit).append(
+        (Event("exported", actor, state.opaque_id(i), detail) for i in ids), once=True
+    )
+
+
 def record_forgotten(state: State, refs: Iterable[str], detail: dict[str, Any]) -> int:
     """A ``forgotten`` event for each task ref removed by ``earmark forget`` (by the local
     account); ``detail`` says where from (counts only, never ids or content)."""

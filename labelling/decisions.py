@@ -6,9 +6,13 @@ pseudonym, ``Answer``); nothing here talks to the server or writes a file.
 
 Policy for several annotators on one task: each annotator's latest annotation counts, and
 invalid ones are set aside; when the valid answers all agree (same normalised transcript; for
-understanding also intent and spans) the most recent one is taken, otherwise the task is
-rejected as "annotators disagree" and reported. Skipped (cancelled) annotations produce no
-label and are counted. A flag from any annotator excludes the utterance from training.
+understanding also intent and spans) the most recent one is taken. When they differ, the rule
+(``projects.resolution``) decides: ``majority`` takes the answer more than half of them gave
+(its most recent copy), ``unanimous`` takes none; a task left undecided is rejected as
+"annotators disagree" and reported (``pull`` reopens it for one more annotator while
+``privacy.max_listeners`` allows, and ``earmark review`` lists it). Skipped (cancelled)
+annotations produce no label and are counted. A flag from any annotator excludes the utterance
+from training.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 from earmark.core.manifest import ManifestRow
 from earmark.core.records import Label, Utterance
@@ -27,6 +31,7 @@ from labelling.validation import answers_agree, validate_transcription, validate
 
 Entry = dict[str, Any]  # one line of state/imported.jsonl
 DISAGREE = "annotators disagree"
+Rule = Literal["majority", "unanimous"]
 
 
 @dataclass(frozen=True)
@@ -154,11 +159,34 @@ def _validate(
     )
 
 
-def decide(kind: str, entries: list[Entry], tags: Tags, confirmed_text: str | None) -> Decision:
+def _settled(
+    valid: list[tuple[Entry, convert.Answer, Label]], rule: Rule
+) -> tuple[Entry, convert.Answer, Label] | None:
+    """The valid answer that decides the task under ``rule``, or None (they disagree).
+
+    Every answer agreeing: the most recent. ``majority``: the most recent of the answers that
+    more than half of the annotators gave."""
+    support = [sum(answers_agree(a, b) for _, b, _ in valid) for _, a, _ in valid]
+    if min(support) == len(valid):
+        return valid[-1]
+    if rule == "majority":
+        winners = [v for v, n in zip(valid, support, strict=True) if 2 * n > len(valid)]
+        if winners:
+            return winners[-1]
+    return None
+
+
+def decide(
+    kind: str,
+    entries: list[Entry],
+    tags: Tags,
+    confirmed_text: str | None,
+    rule: Rule = "majority",
+) -> Decision:
     """The outcome of one utterance's ``kind`` task from its annotations (``entries``).
 
     ``confirmed_text`` (understanding only) is the accepted transcript, which the spans must
-    have been drawn on.
+    have been drawn on; ``rule`` settles differing answers (``_settled``).
     """
     latest = latest_per_annotator(entries)
     answers = [(e, convert.Answer.from_dict(e["answer"])) for e in latest]
@@ -170,13 +198,14 @@ def decide(kind: str, entries: list[Entry], tags: Tags, confirmed_text: str | No
     if not valid:  # every annotator's answer is invalid: the latest one's reason
         e, _, _, reason = checked[-1]
         return Decision(kind, None, reason, e)
-    entry, answer, label = valid[-1]
-    if not all(answers_agree(answer, a) for _, a, _ in valid[:-1]):
+    settled = _settled(valid, rule)
+    if settled is None:
         report = tuple(
             {"annotator": e["annotator"], "answer": a.to_dict(), "task_id": e["task_id"]}
             for e, a, _ in valid
         )
-        return Decision(kind, None, DISAGREE, entry, disagreement=report)
+        return Decision(kind, None, DISAGREE, valid[-1][0], disagreement=report)
+    entry, _, label = settled
     return Decision(kind, label, None, entry)
 
 
@@ -193,17 +222,23 @@ def _flags(uid: str, kinds: dict[str, list[Entry]]) -> list[Flag]:
     return out
 
 
-def _decisions(kinds: dict[str, list[Entry]], tags: dict[str, tuple[int, Tags]]) -> list[Decision]:
+def _decisions(
+    kinds: dict[str, list[Entry]], tags: dict[str, tuple[int, Tags]], rule: Rule
+) -> list[Decision]:
     """Transcription first: its accepted transcript is what understanding spans are checked on."""
     out: list[Decision] = []
     confirmed = None
     if "transcription" in kinds:
-        trans = decide("transcription", kinds["transcription"], tags["transcription"][1], None)
+        trans = decide(
+            "transcription", kinds["transcription"], tags["transcription"][1], None, rule
+        )
         out.append(trans)
         confirmed = trans.label.text if trans.label else None
     if "understanding" in kinds:
         out.append(
-            decide("understanding", kinds["understanding"], tags["understanding"][1], confirmed)
+            decide(
+                "understanding", kinds["understanding"], tags["understanding"][1], confirmed, rule
+            )
         )
     return out
 
@@ -239,14 +274,18 @@ def _label_row(uid: str, decisions: list[Decision], confirmed: str | None) -> Ma
 
 
 def _decide_utterance(
-    uid: str, kinds: dict[str, list[Entry]], tags: dict[str, tuple[int, Tags]], out: Outcome
+    uid: str,
+    kinds: dict[str, list[Entry]],
+    tags: dict[str, tuple[int, Tags]],
+    rule: Rule,
+    out: Outcome,
 ) -> None:
     """Add the utterance's flags, or else its skips, rejections, disagreements and label."""
     flagged = _flags(uid, kinds)
     if flagged:
         out.flagged.extend(flagged)
         return
-    decisions = _decisions(kinds, tags)
+    decisions = _decisions(kinds, tags, rule)
     for d in decisions:
         if d.skipped:
             out.skipped += 1
@@ -263,15 +302,19 @@ def _decide_utterance(
 
 
 def decide_all(
-    entries: Iterable[Entry], current: set[int], tags: dict[str, tuple[int, Tags]]
+    entries: Iterable[Entry],
+    current: set[int],
+    tags: dict[str, tuple[int, Tags]],
+    rule: Rule = "majority",
 ) -> Outcome:
     """Labels, rejections, flags and disagreements from the imported annotations still on the
-    server (``current``: their annotation ids), utterance by utterance in id order."""
+    server (``current``: their annotation ids), utterance by utterance in id order, differing
+    answers settled by ``rule``."""
     grouped: dict[str, dict[str, list[Entry]]] = defaultdict(lambda: defaultdict(list))
     for e in entries:
         if e["annotation_id"] in current:
             grouped[e["utterance_id"]][e["kind"]].append(e)
     out = Outcome()
     for uid in sorted(grouped):
-        _decide_utterance(uid, grouped[uid], tags, out)
+        _decide_utterance(uid, grouped[uid], tags, rule, out)
     return out

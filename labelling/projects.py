@@ -40,6 +40,9 @@ def _settings(kind: Kind, schema: Schema, config: StudioConfig) -> dict[str, Any
         "show_skip_button": True,
         "enable_empty_annotation": False,
         "maximum_annotations": config.projects.overlap,
+        # earmark draws which tasks get several annotators (labelling.overlap); at 100%
+        # Label Studio never redraws its own cohort over tasks already annotated
+        "overlap_cohort_percentage": 100,
         "sampling": UNCERTAINTY_SAMPLING,
     }
 

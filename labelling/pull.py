@@ -26,14 +26,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from earmark.core.fileio import write_json
 from earmark.core.manifest import ManifestRow, read_manifest, write_manifest
 from earmark.core.records import Label
 from labelling import audit, convert
+from labelling.agreement import agreement
 from labelling.client import StudioClient
 from labelling.configs import Tags
 from labelling.decisions import Entry, Outcome, TaskRef, decide_all
 from labelling.forget import delete_upload_files
+from labelling.overlap import Overlap
 from labelling.projects import project_tags
+from labelling.settings import StudioConfig
 from labelling.state import State, append_jsonl, read_jsonl, read_log, write_jsonl
 from labelling.tasks import UnderstandingItem, push_understanding, stored_nlu
 
@@ -50,6 +54,7 @@ class PullSummary:
     disagreements: int = 0
     followups: int = 0  # understanding tasks created for newly confirmed transcripts
     audio_deleted: int = 0  # uploaded files of decided transcriptions deleted by this pull
+    agreement: dict[str, Any] = field(default_factory=dict)  # labelling.agreement, all pulls
     reasons: dict[str, int] = field(default_factory=dict)
 
 
@@ -130,23 +135,30 @@ def reopen(client: StudioClient, task_id: int, n_annotations: int) -> None:
 def pull(
     client: StudioClient,
     workspace: str | Path,
+    config: StudioConfig | None = None,
     *,
     followup: bool = True,
-    delete_audio: bool = True,
 ) -> PullSummary:
     """Import new annotation versions, rewrite the outputs, and queue understanding follow-ups.
 
-    With ``delete_audio`` (``privacy.delete_audio_after_import``, on by default), the audio of
-    every decided transcription (transcript confirmed, or flagged) is deleted from the server's
-    upload folder, and a flagged task is closed so that no other annotator is offered it.
-    Nothing is written unless every request succeeded (no partial state).
+    Differing answers are settled by ``projects.resolution``; a rejected or undecided task is
+    reopened for one more annotator while fewer than ``privacy.max_listeners`` have answered
+    it, and a transcription task that many have answered is closed. With
+    ``privacy.delete_audio_after_import`` (on by default) the audio of every transcription
+    decided (transcript confirmed, or flagged) or closed at the listener limit is deleted from
+    the server's upload folder; a flagged task is closed so that no other annotator is offered
+    it. Agreement figures go to ``studio/agreement.json`` (``labelling.agreement``). Nothing is
+    written unless every request succeeded (no partial state).
     """
+    config = config or StudioConfig()
     state = State.of(workspace)
     tags = project_tags(client, workspace)
     new, current, task_info = fetch_new(client, state, tags)
     entries = read_log(state.imported) + new
-    outcome = decide_all(entries, current, tags)
+    outcome = decide_all(entries, current, tags, config.projects.resolution)
     _write(state, new, outcome)
+    summary_agreement = agreement(entries, current)
+    write_json(state.agreement, summary_agreement)
     audit.record_submissions(state)
     summary = PullSummary(
         new=len(new),
@@ -155,37 +167,64 @@ def pull(
         flagged=len({f.id for f in outcome.flagged}),
         skipped=outcome.skipped,
         disagreements=len(outcome.disagreements),
+        agreement=summary_agreement,
     )
+    limit = config.privacy.max_listeners
     for r in outcome.rejected:
         summary.reasons[r.reason] = summary.reasons.get(r.reason, 0) + 1
         labelled, n_annotations = task_info.get(r.task.task_id, (False, 0))
-        if labelled:  # left open: back in the queue until a valid answer comes
-            reopen(client, r.task.task_id, n_annotations)
-    if delete_audio:
-        summary.audio_deleted = _retire_audio(client, state, outcome, task_info)
+        if labelled and (limit is None or n_annotations < limit):
+            reopen(client, r.task.task_id, n_annotations)  # back in the queue for one more
+    heard = _close_heard(client, state, outcome, task_info, limit)
+    if config.privacy.delete_audio_after_import:
+        done = set(outcome.confirmed) | {f.id for f in outcome.flagged} | heard
+        summary.audio_deleted = delete_upload_files(
+            state, {state.opaque_id(u) for u in done}, ("transcription",)
+        )
     if followup and "understanding" in tags:
         pid, utags = tags["understanding"]
         items = _followups(state, outcome)
-        summary.followups = len(push_understanding(client, state, pid, utags, items))
+        made = push_understanding(client, state, pid, utags, items, overlap=Overlap.of(config))
+        summary.followups = len(made)
         audit.record_exposures(state)
     return summary
 
 
-def _retire_audio(
-    client: StudioClient, state: State, outcome: Outcome, task_info: dict[int, tuple[bool, int]]
-) -> int:
-    """Delete the uploaded audio of decided transcriptions; close flagged transcription tasks
-    still open to more annotators (``overlap`` = the annotations they have)."""
+def _close(client: StudioClient, task_id: int, n_annotations: int, why: str) -> None:
+    """Take a task out of the labelling queue (``overlap`` = the annotations it has)."""
+    client.patch(
+        f"/api/tasks/{task_id}/",
+        {"is_labeled": True, "overlap": max(n_annotations, 1)},
+        what=f"closing task {task_id} to other annotators ({why})",
+    )
+
+
+def _close_heard(
+    client: StudioClient,
+    state: State,
+    outcome: Outcome,
+    task_info: dict[int, tuple[bool, int]],
+    limit: int | None,
+) -> set[str]:
+    """Close flagged transcription tasks still open to more annotators, and every
+    transcription task ``limit`` annotators have answered; returns the utterances of the
+    latter (their audio goes too)."""
     for f in outcome.flagged:
         labelled, n_annotations = task_info.get(f.task.task_id, (True, 0))
         if f.task.kind == "transcription" and not labelled:
-            client.patch(
-                f"/api/tasks/{f.task.task_id}/",
-                {"is_labeled": True, "overlap": max(n_annotations, 1)},
-                what=f"closing flagged task {f.task.task_id} to other annotators",
-            )
-    done = set(outcome.confirmed) | {f.id for f in outcome.flagged}
-    return delete_upload_files(state, {state.opaque_id(u) for u in done}, ("transcription",))
+            _close(client, f.task.task_id, n_annotations, "flagged")
+    if limit is None:
+        return set()
+    heard: set[str] = set()
+    for row in state.pushed_rows():
+        if row["kind"] != "transcription" or row["task_id"] not in task_info:
+            continue
+        labelled, n_annotations = task_info[row["task_id"]]
+        if n_annotations >= limit:
+            heard.add(row["utterance_id"])
+            if not labelled:
+                _close(client, row["task_id"], n_annotations, "privacy.max_listeners")
+    return heard
 
 
 def _write(state: State, new: list[Entry], outcome: Outcome) -> None:
@@ -261,4 +300,6 @@ def build_training_manifest(
         if label is None or row.id in skip or (require_intent and label.intent is None):
             continue
         rows.append(ManifestRow(row.utterance, label))
-    return write_manifest(out, rows)
+    n = write_manifest(out, rows)
+    audit.record_exported(state, [r.id for r in rows], out, "nlu" if require_intent else "asr")
+    return n

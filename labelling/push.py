@@ -36,6 +36,7 @@ from labelling import audit, convert
 from labelling.anonymise import mcadams
 from labelling.client import StudioClient
 from labelling.configs import KINDS, Kind, Tags
+from labelling.overlap import Overlap
 from labelling.projects import project_tags
 from labelling.settings import StudioConfig
 from labelling.state import State
@@ -137,11 +138,12 @@ def push(
         keep_nlu(state, ids, nlu)
 
     summary = PushSummary()
+    overlap = Overlap.of(config)
     pushed = {(r["utterance_id"], r["kind"]) for r in state.pushed_rows()}
     on_server = {kind: existing_refs(client, pid) for kind, (pid, _) in tags.items()}
     todo: list[tuple[str, Kind]] = []
     for uid in ids:
-        if _already_pushed(state, uid, tags, pushed, on_server):
+        if _already_pushed(client, state, uid, tags, pushed, on_server, overlap):
             summary.already_pushed += 1
             continue
         text_only = not rows[uid].utterance.audio  # a typed request: nothing to hear or transcribe
@@ -167,7 +169,9 @@ def push(
             summary.transcription += len(made)
         else:
             items = [(uid, _shown_text(uid, rows, asr), nlu.get(uid)) for uid in batch]
-            made = push_understanding(client, state, pid, ktags, items, on_server=on_server[kind])
+            made = push_understanding(
+                client, state, pid, ktags, items, on_server=on_server[kind], overlap=overlap
+            )
             summary.understanding += len(made)
         summary.task_ids.extend(made)
     audit.record_exposures(state)  # every task in pushed.jsonl, found ones included
@@ -203,16 +207,18 @@ def _shown_text(uid: str, rows: dict[str, ManifestRow], asr: dict[str, ASRHypoth
 
 
 def _already_pushed(
+    client: StudioClient,
     state: State,
     uid: str,
     tags: dict[str, tuple[int, Tags]],
     pushed: set[tuple[str, str]],
     on_server: dict[str, dict[str, int]],
+    overlap: Overlap,
 ) -> bool:
     """Whether ``uid`` has a task of any kind, recorded or on the server.
 
     A task on the server whose record was lost (a kill between import and record) is
-    recorded now, with no prediction.
+    recorded now, with no prediction, and given its annotators (``overlap``).
     """
     ref = state.opaque_id(uid)
     if not any((uid, k) in pushed or ref in on_server[k] for k in tags):
@@ -220,6 +226,7 @@ def _already_pushed(
     for kind in KINDS:
         if kind in tags and ref in on_server[kind] and (uid, kind) not in pushed:
             pid = tags[kind][0]
+            overlap.apply(client, state, [(uid, on_server[kind][ref])])
             record(state, kind, pid, [(uid, ref)], [on_server[kind][ref]], [None])
     return True
 
@@ -261,6 +268,8 @@ def _push_transcription(
         if progress:
             progress(n, len(ids))
     task_ids = import_tasks(client, project_id, tasks)
+    # before the record: a push killed in between finds the tasks and sets them again
+    Overlap.of(config).apply(client, state, zip(ids, task_ids, strict=True))
     record(state, "transcription", project_id, refs, task_ids, [asr.get(u) for u, _ in refs])
     set_model_version(client, project_id, latest_version([asr.get(u) for u, _ in refs]))
     return task_ids

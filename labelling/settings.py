@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from earmark.core.config import load_config
+from earmark.core.errors import ConfigError
 
 REPO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "studio.yaml"
 ENV_URL = "EARMARK_LS_URL"
@@ -42,7 +44,25 @@ class ClientConfig:
 class ProjectsConfig:
     transcription_title: str = "earmark: transcription"
     understanding_title: str = "earmark: understanding"
+    # Several annotators per task, for agreement figures (``labelling.agreement``): a share of
+    # the tasks (``overlap_share``, chosen per utterance by a keyed hash, so both of its tasks
+    # alike) is given to ``overlap`` annotators, the rest to one.
     overlap: int = 1
+    overlap_share: float = 1.0
+    # How differing answers on one task are settled (``labelling.decisions``): ``majority`` =
+    # the answer more than half of the annotators gave (a 1-1 tie reopens the task for one
+    # more annotator, within ``privacy.max_listeners``); ``unanimous`` = any difference
+    # rejects the task for review.
+    resolution: Literal["majority", "unanimous"] = "majority"
+
+    def __post_init__(self) -> None:
+        if self.overlap < 1:
+            raise ConfigError(f"config key 'projects.overlap': at least 1, got {self.overlap}")
+        if not 0.0 <= self.overlap_share <= 1.0:
+            raise ConfigError(
+                f"config key 'projects.overlap_share': a share of tasks in [0, 1], "
+                f"got {self.overlap_share}"
+            )
 
 
 @dataclass(frozen=True)
@@ -63,6 +83,10 @@ class PrivacyConfig:
     # ``labelling.anonymise``): None = off; 0.8 is the VoicePrivacy baseline, smaller is
     # stronger. The transcript, the models and the run keep the original audio.
     mcadams_alpha: float | None = None
+    # The most people who may hear one clip: a transcription task that has had this many
+    # annotations (skips included) is closed and its uploaded audio deleted, decided or not;
+    # a tie or a rejected answer is then left to ``earmark review``. None = no limit.
+    max_listeners: int | None = 3
 
 
 @dataclass(frozen=True)
@@ -72,6 +96,14 @@ class StudioConfig:
     projects: ProjectsConfig = field(default_factory=ProjectsConfig)
     push: PushConfig = field(default_factory=PushConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+
+    def __post_init__(self) -> None:
+        limit = self.privacy.max_listeners
+        if limit is not None and limit < self.projects.overlap:
+            raise ConfigError(
+                f"config key 'privacy.max_listeners': {limit} is below projects.overlap "
+                f"({self.projects.overlap}): a task could never get the annotators it asks for"
+            )
 
 
 def load_studio_config(

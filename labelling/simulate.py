@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ class SimSummary:
     flagged: int = 0
     with_errors: int = 0
     no_answer: int = 0
+    wrong: list[tuple[str, str]] = field(default_factory=list)  # (task kind, utterance id)
 
 
 def annotate_task(
@@ -128,14 +129,17 @@ def simulate(
     flag_rate: float = 0.0,
     seed: int = 0,
     limit: int | None = None,
+    annotator: int = 1,
     progress: Progress | None = None,
 ) -> SimSummary:
-    """Answer every open task the annotator account has not answered yet (at most ``limit``)."""
+    """Answer, as simulated annotator ``annotator`` (its own account), every open task it has
+    not answered yet (at most ``limit``); ``SimSummary.wrong`` names the utterances it
+    answered wrongly on purpose."""
     truth = {r.id: r.label for r in read_manifest(answers) if r.label is not None}
     bot = Annotator(truth, error_rate, flag_rate, seed)
     tags = project_tags(admin, workspace)
     refs = State.of(workspace).ref_index()
-    with StudioClient(ensure_annotator(workspace, config, admin), config.client) as me:
+    with StudioClient(ensure_annotator(workspace, config, admin, annotator), config.client) as me:
         my_id = me.whoami()["id"]
         todo: list[tuple[dict[str, Any], Tags]] = []
         for _kind, (pid, ktags) in tags.items():
@@ -157,7 +161,7 @@ def simulate(
             data = task.get("data") or {}
             pushed = refs.get(str(data.get(convert.REF_KEY)))
             label = truth.get(pushed["utterance_id"]) if pushed else None
-            if label is None:
+            if pushed is None or label is None:
                 summary.no_answer += 1
                 continue
             if ktags.kind == "transcription":
@@ -167,6 +171,8 @@ def simulate(
             annotate_task(me, int(task["id"]), result)
             summary.annotated += 1
             summary.with_errors += int(wrong)
+            if wrong:
+                summary.wrong.append((ktags.kind, pushed["utterance_id"]))
             summary.flagged += int(flagged)
             if progress:
                 progress(n, len(todo))

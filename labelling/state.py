@@ -99,6 +99,10 @@ class State:
     def disagreements(self) -> Path:
         return self.paths.root / "disagreements.jsonl"
 
+    @property
+    def agreement(self) -> Path:
+        return self.paths.root / "agreement.json"
+
     # -- keyed hashes ---------------------------------------------------------------------
     def _key(self) -> bytes:
         path = self.paths.secrets / "pseudonym_key"
@@ -114,6 +118,11 @@ class State:
     def opaque_id(self, utterance_id: str) -> str:
         """The id a task carries instead of the utterance id (stable, unguessable)."""
         return "t" + self._hash(f"utterance:{utterance_id}")[:20]
+
+    def draw(self, what: str) -> float:
+        """A number in [0, 1) fixed by ``what`` and the workspace's key (a keyed, unguessable
+        coin: which utterances several annotators get)."""
+        return int(self._hash(f"draw:{what}")[:13], 16) / 16**13
 
     def pseudonym(self, user_id: int | str) -> str:
         """The annotator id stored with labels instead of the Label Studio account."""

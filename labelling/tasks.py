@@ -26,6 +26,7 @@ from earmark.core.predictions import NLUPrediction, Prediction
 from labelling import convert
 from labelling.client import OutcomeUnknown, StudioClient
 from labelling.configs import Kind, Tags
+from labelling.overlap import Overlap
 from labelling.state import State, append_jsonl, read_log
 
 UnderstandingItem = tuple[str, str, NLUPrediction | None]  # utterance id, text, NLU prediction
@@ -157,9 +158,10 @@ def push_understanding(
     items: Iterable[UnderstandingItem],
     *,
     on_server: dict[str, int] | None = None,
+    overlap: Overlap = Overlap(),
 ) -> list[int]:
     """Understanding tasks for ``(utterance id, confirmed transcript, NLU prediction or None)``;
-    returns the ids of the tasks created.
+    returns the ids of the tasks created, each open to the annotators ``overlap`` gives it.
 
     An utterance whose task is on the server already (``on_server``: ref -> task id, listed
     when not given), e.g. imported just before a kill lost its record, is recorded in
@@ -174,6 +176,7 @@ def push_understanding(
     for uid, text, nlu in items:
         ref = state.opaque_id(uid)
         if ref in on_server:
+            overlap.apply(client, state, [(uid, on_server[ref])])
             record(state, "understanding", project_id, [(uid, ref)], [on_server[ref]], [nlu])
             continue
         tasks.append(convert.understanding_task(ref, text, tags, nlu))
@@ -182,6 +185,8 @@ def push_understanding(
     if not tasks:
         return []
     task_ids = import_tasks(client, project_id, tasks)
+    # before the record: a pull killed in between finds the tasks and sets them again
+    overlap.apply(client, state, zip([uid for uid, _ in refs], task_ids, strict=True))
     record(state, "understanding", project_id, refs, task_ids, preds)
     set_model_version(client, project_id, latest_version(preds))
     return task_ids

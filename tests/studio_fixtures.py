@@ -45,8 +45,9 @@ def studio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Studio]:
     config = load_studio_config(overrides=[f"server.port={_free_port()}"])
     info = start(workspace, config)
     try:
-        with connect(workspace, config.client) as admin:  # the simulated annotator's account
-            ensure_annotator(workspace, config, admin)
+        with connect(workspace, config.client) as admin:  # simulated annotators' accounts
+            for number in (1, 2, 3):  # every test workspace gets their secrets
+                ensure_annotator(workspace, config, admin, number)
         yield Studio(workspace, config, info.url)
     finally:
         stop(workspace)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -223,7 +223,7 @@ def pull_command(
 
     ws, cfg = _workspace(workspace), _config(config, overrides)
     with _client(ws, cfg) as client:
-        s = pull(client, ws, followup=followup, delete_audio=cfg.privacy.delete_audio_after_import)
+        s = pull(client, ws, cfg, followup=followup)
     console.print(
         f"imported {s.new} new annotation(s): {s.accepted} labelled, {s.rejected} rejected, "
         f"{s.flagged} flagged, {s.skipped} skipped, {s.disagreements} disagreement(s); "
@@ -232,7 +232,32 @@ def pull_command(
     )
     for reason, n in sorted(s.reasons.items()):
         console.print(f"  rejected x{n}: {escape(reason)}")
+    if line := agreement_line(s.agreement):
+        console.print(line)
     console.print(f"labels: {State.of(ws).labels}")
+
+
+def agreement_line(figures: dict[str, Any]) -> str:
+    """One line of agreement figures (``labelling.agreement``); empty when no task had two
+    annotators."""
+
+    def fmt(name: str) -> str:
+        value = figures.get(name)
+        return "n/a" if value is None else f"{value:.3f}"
+
+    parts = []
+    if figures.get("transcription_tasks"):
+        parts.append(
+            f"{figures['transcription_tasks']} transcription task(s): transcript WER between "
+            f"annotators {fmt('transcript_wer')}, identical {fmt('transcript_agreement')}"
+        )
+    if figures.get("understanding_tasks"):
+        parts.append(
+            f"{figures['understanding_tasks']} understanding task(s): intent agreement "
+            f"{fmt('intent_agreement')}, Krippendorff's alpha {fmt('intent_alpha')}, "
+            f"same entities {fmt('entity_agreement')}"
+        )
+    return "agreement on " + "; ".join(parts) if parts else ""
 
 
 def review_command(
@@ -284,6 +309,9 @@ def annotate_command(
     flag_rate: float = typer.Option(0.0, "--flag-rate", help="Probability of flagging a task."),
     seed: int = typer.Option(0, "--seed", help="Seed of the simulated annotator's choices."),
     limit: int | None = typer.Option(None, "--limit", help="Answer at most this many tasks."),
+    annotator: int = typer.Option(
+        1, "--annotator", min=1, help="Which simulated annotator account answers (1, 2, ...)."
+    ),
     workspace: Path | None = WorkspaceOpt,
     config: Path | None = ConfigOpt,
     overrides: list[str] | None = SetOpt,
@@ -302,6 +330,7 @@ def annotate_command(
             flag_rate=flag_rate,
             seed=seed,
             limit=limit,
+            annotator=annotator,
             progress=update,
         )
     console.print(

@@ -59,8 +59,13 @@ class ModelRun:
     # labels the deployment gave are not drowned by the data the base already learnt
     replay: int = 0
     label_repeats: int = 1
+    # Data-parallel processes a round trains on (torchrun: gloo on CPU, NCCL on GPUs; the
+    # ``--nproc`` of ``earmark train``): one global batch split across them
+    nproc: int = 1
 
     def __post_init__(self) -> None:
+        if self.nproc < 1:
+            raise ConfigError(f"config key 'nproc' of a model: at least 1, got {self.nproc}")
         if self.replay < 0 or self.label_repeats < 1:
             raise ConfigError(
                 "config keys 'replay' (seed rows a warm round keeps, 0 = all) and "
@@ -101,6 +106,13 @@ class AnnotatorConfig:
     error_rate: float = 0.0
     flag_rate: float = 0.0
     poll_seconds: float = 10.0
+    # Simulated annotator accounts, each with its own seed; with the studio config's
+    # projects.overlap > 1 several of them answer the same tasks (agreement figures per round).
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.count < 1:
+            raise ConfigError(f"config key 'annotator.count': at least 1, got {self.count}")
 
 
 @dataclass(frozen=True)

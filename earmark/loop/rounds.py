@@ -7,8 +7,7 @@ at any point and running the same command again repeats at most the phase that w
 and every phase is safe to repeat (training resumes from its last checkpoint, push never makes
 a second task, pull never imports twice).
 
-After the last selection round, one more training phase measures what the final labels bought,
-so a run of N rounds has N + 1 points on its learning curve.
+After the last selection round one more training measures the final labels (N rounds: N + 1 points).
 """
 
 from __future__ import annotations
@@ -28,9 +27,11 @@ from earmark.core.manifest import ManifestRow, read_manifest
 from earmark.core.predictions import ASRHypothesis, NLUPrediction, write_predictions
 from earmark.loop.config import LoopConfig
 from earmark.loop.curves import append_row, plot_curves
+from earmark.loop.launch import train_command, train_on_ranks
 from earmark.loop.pool import Quarantine, sample_pool, unavailable_ids
 from earmark.loop.state import RoundFiles, RunFolder, RunState
 from earmark.loop.studio import (
+    agreement_figures,
     annotate_round,
     human_instructions,
     human_labelled,
@@ -42,6 +43,7 @@ from earmark.loop.trainset import (
     Halves,
     counts,
     halves_of,
+    lm_text_of,
     previous_checkpoint,
     read_predictions_file,
     write_training_manifest,
@@ -94,12 +96,20 @@ def train_round(
                 f"round {round_no}: training {kind.upper()} on {counts(n_human, n_pseudo)} "
                 f"({minutes:g} min, warm start: {init})"
             )
-            checkpoint = model.train(
-                train, Path(cfg.data.dev), rf.checkpoint_dir(kind),
-                config=settings.config or None, minutes=minutes,
-                overrides=round_overrides(cfg, kind, init is not None),
-                init=init, log=say, lm_text=settings.lm_text,
-            )  # fmt: skip
+            out, dev = rf.checkpoint_dir(kind), Path(cfg.data.dev)
+            config, lm_text = settings.config or None, lm_text_of(settings.lm_text, rf, kind)
+            overrides = round_overrides(cfg, kind, init is not None)
+            if settings.nproc > 1:  # torchrun in a child process; it resumes as train does
+                cmd = train_command(
+                    kind, settings.nproc, train, dev, out, config=config, overrides=overrides,
+                    minutes=minutes, init=init, lm_text=lm_text,
+                )  # fmt: skip
+                checkpoint = train_on_ranks(cmd, out, say)
+            else:
+                checkpoint = model.train(
+                    train, dev, out, config=config, overrides=overrides, minutes=minutes,
+                    init=init, log=say, lm_text=lm_text,
+                )  # fmt: skip
         checkpoints[kind] = str(checkpoint)
         row[f"labelled_{kind}"] = n_human
         row.update(
@@ -111,6 +121,7 @@ def train_round(
             row[f"pseudo_{kind}"] = n_pseudo
     # the curve's x axis counts seed and human labels only, never the models' own
     row["labelled"] = max(row.get("labelled_asr", 0), row.get("labelled_nlu", 0))
+    row.update(agreement_figures(run.root))  # what the labels rest on, when tasks overlap
     row = {
         k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()
     }  # NaN -> null

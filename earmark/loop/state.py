@@ -80,6 +80,11 @@ class RoundFiles:
     def pseudo_manifest(self, kind: str) -> Path:
         return self.dir / f"pseudo_{kind}.jsonl"
 
+    @property
+    def unreplayed_text(self) -> Path:
+        """Transcripts of the seed rows a warm ASR round does not replay: its LM still reads them."""
+        return self.dir / "lm_unreplayed.txt"
+
     def checkpoint_dir(self, kind: str) -> Path:
         return self.dir / kind
 

@@ -79,12 +79,7 @@ def annotate_round(
             while True:
                 # import what is done so far: a confirmed transcript gets its understanding
                 # task now, so this round waits for (and trains on) both halves
-                pull(
-                    client,
-                    run.root,
-                    followup=halves.nlu,
-                    delete_audio=studio.privacy.delete_audio_after_import,
-                )
+                pull(client, run.root, studio, followup=halves.nlu)
                 projects = status(run.root, studio).projects  # this run's projects
                 total = sum(p.tasks for p in projects)
                 open_ = sum(p.open for p in projects)
@@ -99,20 +94,18 @@ def annotate_round(
     with connect(run.root, studio.client) as client:
         # transcription first; confirming a transcript creates its understanding task on pull
         for _ in range(2 if halves.nlu else 1):
-            sim = simulate(
-                client, run.root, studio, cfg.data.answers,
-                error_rate=cfg.annotator.error_rate, flag_rate=cfg.annotator.flag_rate, seed=cfg.seed + round_no,
-            )  # fmt: skip
-            log.append(
-                {"annotated": sim.annotated, "flagged": sim.flagged, "with_errors": sim.with_errors}
-            )
+            for who in range(1, cfg.annotator.count + 1):  # each answers what is open to them
+                sim = simulate(
+                    client, run.root, studio, cfg.data.answers, annotator=who,
+                    error_rate=cfg.annotator.error_rate, flag_rate=cfg.annotator.flag_rate,
+                    seed=cfg.seed + round_no + 1000 * (who - 1),
+                )  # fmt: skip
+                log.append(
+                    {"annotator": who, "annotated": sim.annotated, "flagged": sim.flagged,
+                     "with_errors": sim.with_errors}
+                )  # fmt: skip
             if halves.nlu:
-                pull(
-                    client,
-                    run.root,
-                    followup=True,
-                    delete_audio=studio.privacy.delete_audio_after_import,
-                )
+                pull(client, run.root, studio, followup=True)
     write_json(run.round(round_no).annotated, log)
     say(
         f"round {round_no}: simulated annotator answered {sum(x['annotated'] for x in log)} task(s)"
@@ -124,17 +117,22 @@ def pull_round(cfg: LoopConfig, run: RunFolder, round_no: int, halves: Halves, s
 
     studio = _studio(cfg, run)
     with connect(run.root, studio.client) as client:
-        summary = pull(
-            client,
-            run.root,
-            followup=halves.nlu,
-            delete_audio=studio.privacy.delete_audio_after_import,
-        )
+        summary = pull(client, run.root, studio, followup=halves.nlu)
     write_json(run.round(round_no).imported, summary.__dict__)
     say(
         f"round {round_no}: {summary.accepted} utterance(s) labelled by humans so far, "
         f"{summary.rejected} rejected, {summary.flagged} flagged ({summary.new} new in this pull)"
     )
+
+
+def agreement_figures(workspace: Path) -> dict[str, Any]:
+    """The annotators' agreement so far (``labelling.agreement``, written by each pull) as
+    metrics columns ``agreement_*``; none until some task had two annotators."""
+    path = State.of(workspace).agreement
+    figures = json.loads(path.read_text()) if path.is_file() else {}
+    if not (figures.get("transcription_tasks") or figures.get("understanding_tasks")):
+        return {}
+    return {f"agreement_{k}": v for k, v in figures.items() if v is not None}
 
 
 def human_labelled(workspace: Path) -> int:

@@ -133,6 +133,12 @@ def write_training_manifest(
     pseudo = pseudo_rows(cfg, run, round_no, seed + human, kind)
     settings = cfg.asr if kind == "asr" else cfg.nlu
     rows = warm_mix(seed, human, settings, cfg.seed * 1000 + round_no) if warm else seed + human
+    if kind == "asr":  # the lexicon and LM are built from the transcripts trained on: give them
+        kept = {r.id for r in rows}  # the seed's that replay left out as LM text (none: no file)
+        left = [r.label.text for r in seed if r.id not in kept and r.label and r.label.text]
+        rf.unreplayed_text.unlink(missing_ok=True)
+        if left:
+            rf.unreplayed_text.write_text("".join(f"{t}\n" for t in left), encoding="utf-8")
     path = rf.train_manifest(kind)
     write_manifest(path, rows + pseudo)
     return path, len(seed) + len(human), len(pseudo)
@@ -161,3 +167,10 @@ def previous_checkpoint(run: RunFolder, round_no: int, model: str) -> Path | Non
             if path:
                 return Path(path)
     return None
+
+
+def lm_text_of(given: tuple[str, ...], rf: RoundFiles, kind: str) -> tuple[str, ...]:
+    """The LM text a round's ASR learns from besides its transcripts: the config's, and the
+    seed transcripts a warm round did not replay (so its lexicon is the base's, not smaller)."""
+    extra = (str(rf.unreplayed_text),) if kind == "asr" and rf.unreplayed_text.is_file() else ()
+    return (*given, *extra)

@@ -289,3 +289,26 @@ def test_cli_verify_and_show(log: Path) -> None:
     _write(log, [lines[0], lines[2], *lines[3:]])
     bad = runner.invoke(app, ["audit", "verify", "-w", workspace])
     assert bad.exit_code == 1 and ":2: seq gap" in bad.output.replace("\n", "")
+
+
+def test_a_label_written_to_a_training_manifest_is_an_export_logged_once(tmp_path: Path) -> None:
+    from earmark.core.manifest import ManifestRow, write_manifest
+    from earmark.core.records import Label, LabelSource, Utterance
+    from labelling.pull import build_training_manifest
+
+    state = State.of(tmp_path)
+    state.make_private()
+    rows = [ManifestRow(Utterance(u, f"/a/{u}.wav"), None) for u in ("u1", "u2", "u3")]
+    write_manifest(tmp_path / "pool.jsonl", rows)
+    label = Label("u1", "play it", source=LabelSource.HUMAN)
+    extra = {"transcript_confirmed": True}
+    write_manifest(state.labels, [ManifestRow(Utterance("u1", extra=extra), label)])
+    out = tmp_path / "r002" / "human_asr.jsonl"
+    out.parent.mkdir()
+    for _ in range(2):  # a resumed round builds it again: one event
+        assert build_training_manifest(tmp_path, tmp_path / "pool.jsonl", out) == 1
+    assert [e["event"] for e in show(state.audit, ref=state.opaque_id("u2"))] == []
+    events = [e for e in show(state.audit, ref=state.opaque_id("u1")) if e["event"] == "exported"]
+    assert len(events) == 1
+    assert events[0]["detail"] == {"to": str(out), "use": "asr"}
+    assert events[0]["actor"].startswith("op-") and verify(state.audit).ok

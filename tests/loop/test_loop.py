@@ -3,6 +3,7 @@ Studio server, the simulated annotator; and kill-and-resume at several points of
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -23,7 +24,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.labelstudio]
 
 def test_two_round_loop_against_a_real_server(tiny_corpus: Path, studio: Studio) -> None:
     run = studio.workspace  # the run folder is the Label Studio workspace
-    out = run_cli(loop_config(tiny_corpus, studio, rounds=2), run)
+    # two simulated annotators, each task given to both: the rounds report their agreement
+    projects = dataclasses.replace(studio.config.projects, overlap=2)
+    studio = dataclasses.replace(
+        studio, config=dataclasses.replace(studio.config, projects=projects)
+    )
+    out = run_cli(loop_config(tiny_corpus, studio, rounds=2, annotator={"count": 2}), run)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "run finished: reached 2 round(s)" in out.stdout
 
@@ -31,6 +37,11 @@ def test_two_round_loop_against_a_real_server(tiny_corpus: Path, studio: Studio)
     assert [r["round"] for r in rows] == [1, 2, 3]
     assert [r["labelled"] for r in rows] == [24, 24 + BATCH, 24 + 2 * BATCH]
     assert all(r["wer"] >= 0.0 and 0.0 <= r["intent_accuracy"] <= 1.0 for r in rows)
+    assert "agreement_annotators" not in rows[0]  # the seed round: nobody annotated yet
+    for r, done in zip(rows[1:], (BATCH, 2 * BATCH), strict=True):
+        assert r["agreement_annotators"] == 2
+        assert r["agreement_transcription_tasks"] == r["agreement_understanding_tasks"] == done
+        assert r["agreement_transcript_agreement"] == r["agreement_intent_alpha"] == 1.0
     assert (run / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
     assert (run / "metrics.csv").read_text().startswith("round,")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from earmark.core.errors import ConfigError
-from earmark.core.manifest import ManifestRow
+from earmark.core.manifest import ManifestRow, read_manifest
 from earmark.core.records import Label, LabelSource, Utterance
 from earmark.loop.config import ModelRun, load_loop_config
 from earmark.loop.trainset import warm_mix
@@ -48,3 +48,38 @@ def test_bad_mix_values_are_config_errors(override: str) -> None:
         load_loop_config(
             None, ["data.seed=s.jsonl", "data.pool=p.jsonl", "data.dev=d.jsonl", override]
         )
+
+
+def test_the_seed_a_warm_asr_round_does_not_replay_still_reaches_its_lm(tmp_path) -> None:
+    from earmark.core.manifest import write_manifest
+    from earmark.core.text import normalize
+    from earmark.loop.state import RunFolder
+    from earmark.loop.trainset import write_training_manifest
+    from training.asr.lmtext import read_lm_text
+
+    seed = _rows("s", 20, LabelSource.SEED)
+    write_manifest(tmp_path / "seed.jsonl", seed)
+    write_manifest(tmp_path / "pool.jsonl", [ManifestRow(r.utterance, None) for r in seed[:1]])
+    cfg = load_loop_config(
+        None,
+        [f"data.seed={tmp_path / 'seed.jsonl'}", f"data.pool={tmp_path / 'pool.jsonl'}",
+         "data.dev=d.jsonl", "asr.replay=5"],
+    )  # fmt: skip
+    run = RunFolder(tmp_path / "run")
+    run.round(2).dir.mkdir(parents=True)
+    path, labelled, _ = write_training_manifest(cfg, run, 2, "asr", warm=True)
+    trained = {r.label.text for r in read_manifest(path) if r.label}
+    lm = set(read_lm_text([run.round(2).unreplayed_text]))
+    assert labelled == 20 and len(trained) == 5
+    trained = {normalize(t) for t in trained}  # as the LM reads text ("t 1" -> "t one")
+    assert trained | lm == {normalize(r.label.text or "") for r in seed if r.label}
+    assert not trained & lm
+    # a round that replays everything (or the NLU's) writes no such file
+    path, _, _ = write_training_manifest(cfg, run, 2, "nlu", warm=True)
+    assert run.round(2).unreplayed_text.is_file()  # the ASR's, untouched by the NLU
+    cfg_all = load_loop_config(
+        None, [f"data.seed={tmp_path / 'seed.jsonl'}", f"data.pool={tmp_path / 'pool.jsonl'}",
+               "data.dev=d.jsonl"],
+    )  # fmt: skip
+    write_training_manifest(cfg_all, run, 2, "asr", warm=True)
+    assert not run.round(2).unreplayed_text.exists()
