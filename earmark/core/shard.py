@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TypeVar
@@ -73,9 +73,13 @@ class Shard:
         return out.with_name(f"{out.name}.shard-{self.index}-of-{self.count}")
 
 
-def merge_parts(ids: Iterable[str], out: str | Path, count: int, chunk: int) -> int:
+def merge_parts(
+    ids: Iterable[str], out: str | Path, count: int, chunk: int, absent: Container[str] = ()
+) -> int:
     """Merge the ``count`` parts of ``out`` (``Shard(i, count).part(out)``) into ``out`` in the
-    order of ``ids`` (the manifest's); returns the lines written. The parts are left in place."""
+    order of ``ids`` (the manifest's); returns the lines written. The parts are left in place.
+    ``absent``: ids that hold their place in the blocks but have no line (rows a shard skipped,
+    e.g. unreadable audio)."""
     parts = [Shard(i, count).part(out) for i in range(count)]
     missing = [str(p) for p in parts if not p.is_file()]
     if missing:
@@ -85,6 +89,8 @@ def merge_parts(ids: Iterable[str], out: str | Path, count: int, chunk: int) -> 
         with atomic_write(out) as dst:
             written = 0
             for n, uid in enumerate(ids):
+                if uid in absent:
+                    continue
                 k = (n // chunk) % count
                 line = files[k].readline()
                 if not line:

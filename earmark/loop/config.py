@@ -86,8 +86,15 @@ class SelectionConfig:
     # > 0: select at random in rounds where, on dev, the strategy's priority ranks the models'
     # errors with a Spearman correlation below this (earmark/loop/warmup.py); 0 = always trust it
     min_rank_correlation: float = 0.0
+    # ASR scoring split over this many worker processes (earmark/loop/scoring.py), the torch
+    # threads shared among them: the same predictions as one process with as many threads
+    score_processes: int = 1
 
     def __post_init__(self) -> None:
+        if self.score_processes < 1:
+            raise ConfigError(
+                f"config key 'selection.score_processes': at least 1, got {self.score_processes}"
+            )
         if self.pool_sample < 0:
             raise ConfigError(
                 f"config key 'selection.pool_sample': must be >= 0 (0 = the whole pool), "

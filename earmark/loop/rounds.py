@@ -21,14 +21,15 @@ from typing import Any
 
 from earmark.core import faults
 from earmark.core.config import to_dict
-from earmark.core.errors import AudioError, EarmarkError, EmptyPoolError
+from earmark.core.errors import EarmarkError, EmptyPoolError
 from earmark.core.fileio import write_json, write_jsonl
-from earmark.core.manifest import ManifestRow, read_manifest
+from earmark.core.manifest import read_manifest
 from earmark.core.predictions import ASRHypothesis, NLUPrediction, write_predictions
 from earmark.loop.config import LoopConfig
 from earmark.loop.curves import append_row, plot_curves
 from earmark.loop.launch import train_command, train_on_ranks
 from earmark.loop.pool import Quarantine, sample_pool, unavailable_ids
+from earmark.loop.scoring import predict_rows
 from earmark.loop.state import RoundFiles, RunFolder, RunState
 from earmark.loop.studio import (
     agreement_figures,
@@ -52,7 +53,7 @@ from earmark.loop.warmup import RankCheck, rank_check, utterance_errors
 from earmark.selection import make_strategy, read_scores, write_scores
 from earmark.selection.scores import scores_from_predictions
 from earmark.selection.strategies import Combined, Diverse, Random, Strategy
-from training.model import BadAudio, UtteranceText, recipe
+from training.model import recipe
 
 Say = Callable[[str], None]
 
@@ -149,49 +150,6 @@ def _log_row(run: RunFolder, row: dict[str, Any]) -> None:
 # -- scoring and selection -------------------------------------------------------------------
 
 
-def _predict(
-    ckpts: dict[str, str],
-    rows: list[ManifestRow],
-    halves: Halves,
-    on_bad_audio: BadAudio | None = None,
-    say: Say | None = None,
-) -> tuple[dict[str, ASRHypothesis], dict[str, NLUPrediction]]:
-    """ASR and/or NLU predictions for ``rows``; the NLU reads what the ASR heard (the rows' own
-    text on an NLU-only corpus). Rows whose audio cannot be read go to ``on_bad_audio`` (when
-    given) and get no prediction from either model. ``say`` hears the ASR's progress (the
-    slow half: a few utterances a second on 2 cores)."""
-
-    asr_preds: dict[str, ASRHypothesis] = {}
-    if halves.asr and rows:
-        asr = recipe("asr").load(Path(ckpts["asr"]))
-        bad: set[str] = set()
-
-        def skip(row: ManifestRow, exc: AudioError) -> None:
-            bad.add(row.id)
-            if on_bad_audio is not None:
-                on_bad_audio(row, exc)
-
-        step = max(len(rows) // 10, 50)
-        for n, p in enumerate(asr.predict(rows, on_bad_audio=on_bad_audio and skip), start=1):
-            asr_preds[p.id] = p
-            if say is not None and n % step == 0:
-                say(f"scoring: ASR on {n} of {len(rows)} utterances")
-        rows = [r for r in rows if r.id not in bad]
-    nlu_preds: dict[str, NLUPrediction] = {}
-    if halves.nlu and rows:
-        nlu = recipe("nlu").load(Path(ckpts["nlu"]))
-        nlu_preds = {p.id: p for p in nlu.predict([_heard(r, asr_preds) for r in rows])}
-    return asr_preds, nlu_preds
-
-
-def _heard(row: ManifestRow, asr: dict[str, ASRHypothesis]) -> UtteranceText:
-    """``(id, text)`` the NLU reads for ``row``: the ASR's hypothesis when there is one, else
-    the row's own text ("" when it has none)."""
-    if row.id in asr:
-        return row.id, asr[row.id].text
-    return row.id, (row.label.text if row.label and row.label.text else "")
-
-
 def _write_predictions(
     rf: RoundFiles,
     split: str,
@@ -226,9 +184,10 @@ def score_round(cfg: LoopConfig, run: RunFolder, round_no: int, halves: Halves, 
         say(f"round {round_no}: scoring {len(dev)} dev utterances (selection.min_rank_correlation)")
     # one pass, so the models load once; dev and pool ids are disjoint
     quarantined = Quarantine(run.root)
-    asr_all, nlu_all = _predict(
-        ckpts, dev + pool, halves, on_bad_audio=quarantined.adder(round_no, say), say=say
-    )
+    asr_all, nlu_all = predict_rows(
+        ckpts, dev + pool, halves, on_bad_audio=quarantined.adder(round_no, say), say=say,
+        processes=(cfg.selection.score_processes, rf.dir),
+    )  # fmt: skip
     pool = [r for r in pool if r.id not in quarantined.ids()]
     if dev:
         dev_ids = {r.id for r in dev}
@@ -259,7 +218,7 @@ def _dev_rank_check(
     wanted = [rf.predictions(k, "dev") for k in halves.kinds]
     if not all(p.is_file() for p in wanted):  # scored before the check was switched on
         ckpts = json.loads(rf.checkpoints.read_text())
-        _write_predictions(rf, "dev", *_predict(ckpts, dev, halves))
+        _write_predictions(rf, "dev", *predict_rows(ckpts, dev, halves))
     asr = read_predictions_file(rf.predictions("asr", "dev"), ASRHypothesis) if halves.asr else {}
     nlu = read_predictions_file(rf.predictions("nlu", "dev"), NLUPrediction) if halves.nlu else {}
     scores = [scores_from_predictions(asr.get(r.id), nlu.get(r.id), r.id) for r in dev]

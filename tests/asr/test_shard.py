@@ -94,3 +94,38 @@ def test_a_merge_refuses_missing_or_mismatched_parts(tiny_checkpoint, pool, sing
     bad = _transcribe(tiny_checkpoint[0], pool, out, "--shard", "2/2")
     said, _ = bad.communicate(timeout=600)
     assert bad.returncode != 0 and "i must be in 0..N-1" in said
+
+
+def test_a_loop_round_scores_on_two_processes_as_one_process_does(tiny_checkpoint, pool, tmp_path):
+    """``selection.score_processes: 2``: the round's predictions are one process's (with as
+    many threads per process), and an unreadable clip is quarantined alike."""
+    import dataclasses
+
+    import torch
+
+    from earmark.core.manifest import ManifestRow
+    from earmark.core.records import Utterance
+    from earmark.loop.scoring import predict_rows
+    from earmark.loop.trainset import Halves
+
+    base = read_manifest(pool)  # 3 blocks of 128 rows: shard 0 gets two, shard 1 one
+    rows = [ManifestRow(dataclasses.replace(r.utterance, id=f"{r.id}-{k}"), None)
+            for k in range(9) for r in base]  # fmt: skip
+    (tmp_path / "broken.wav").write_bytes(b"RIFF not a wav")
+    rows.insert(130, ManifestRow(Utterance("broken", str(tmp_path / "broken.wav")), None))
+    ckpts, halves = {"asr": str(tiny_checkpoint[0])}, Halves(asr=True, nlu=False)
+    threads = torch.get_num_threads()
+    bad: dict[str, list[str]] = {"one": [], "two": []}
+    try:
+        torch.set_num_threads(1)
+        one, _ = predict_rows(ckpts, rows, halves, lambda r, e: bad["one"].append(r.id))
+        torch.set_num_threads(2)  # two workers of one thread each
+        two, _ = predict_rows(
+            ckpts, rows, halves, lambda r, e: bad["two"].append(r.id), processes=(2, tmp_path)
+        )
+    finally:
+        torch.set_num_threads(threads)
+    assert bad == {"one": ["broken"], "two": ["broken"]}
+    assert list(two) == list(one) == [r.id for r in rows if r.id != "broken"]
+    assert [p.to_dict() for p in two.values()] == [p.to_dict() for p in one.values()]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.wav"]  # its files removed
