@@ -96,7 +96,9 @@ def data_for(args: argparse.Namespace, seed: int) -> dict[str, str]:
 
 
 def base_for(args: argparse.Namespace, seed: int) -> Base:
-    """``earmark base`` of ``--base`` for ``seed``: built once, then reused from its cache."""
+    """``earmark base`` of ``--base`` for ``seed`` (or for ``--base-seed``, shared by every
+    seed): built once, then reused from its cache."""
+    seed = seed if args.base_seed is None else args.base_seed
     say = lambda m: print(f"[base-s{seed}] {m}", file=sys.stderr, flush=True)  # noqa: E731
     return build_base(load_base_config(args.base, []), seed, say)
 
@@ -186,6 +188,13 @@ def main() -> None:
         help="the deployment scenario: an `earmark base` config (configs/base_deploy.yaml); "
         "each seed's corpus and base models come from it (built once, cached), round 1 starts "
         "from the base and the test is reported per domain too",
+    )
+    p.add_argument(
+        "--base-seed",
+        type=int,
+        default=None,
+        help="with --base: every seed starts from this seed's corpus and base (one base to "
+        "build; the seeds still differ in pool samples, selections and replayed seed rows)",
     )
     p.add_argument("--schema", default="")
     p.add_argument("--config", default=None, help="base loop config (defaults otherwise)")
