@@ -177,7 +177,14 @@ def pull(
             reopen(client, r.task.task_id, n_annotations)  # back in the queue for one more
     heard = _close_heard(client, state, outcome, task_info, limit)
     if config.privacy.delete_audio_after_import:
-        done = set(outcome.confirmed) | {f.id for f in outcome.flagged} | heard
+        # a transcript confirmed while its task still waits for more annotators (overlap)
+        # keeps its audio until they have heard it
+        waiting = {
+            r["utterance_id"]
+            for r in state.pushed_rows()
+            if r["kind"] == "transcription" and not task_info.get(r["task_id"], (True, 0))[0]
+        }
+        done = (set(outcome.confirmed) - waiting) | {f.id for f in outcome.flagged} | heard
         summary.audio_deleted = delete_upload_files(
             state, {state.opaque_id(u) for u in done}, ("transcription",)
         )

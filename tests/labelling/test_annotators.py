@@ -77,6 +77,9 @@ def test_share_of_tasks_to_two_annotators_agreement_and_majority(studio, corpus_
         # annotator 1 answers everything right; annotator 2 gets what is still open (the
         # shared share) and changes one word on a known subset
         one = simulate(client, studio.workspace, config, corpus.answers, annotator=1)
+        # a pull between the two: the clips a second person is still to hear keep their audio
+        early = pull(client, studio.workspace, config, followup=False)
+        assert early.audio_deleted == 20 - len(double)
         two = simulate(
             client, studio.workspace, config, corpus.answers, annotator=2, error_rate=0.5, seed=3
         )
