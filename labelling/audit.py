@@ -19,16 +19,16 @@
   ``hash``: sha256 of the canonical JSON (sorted keys, no spaces, UTF-8) of every other field.
   A line is that canonical JSON with ``hash`` added, so its bytes are fixed too.
 
-Changing, removing, reordering or re-encoding a line breaks the chain at that line (a line
-whose ``hash`` was recomputed, at the next one); ``verify`` names the first bad line. Removing
-events from the end leaves a shorter chain that is intact: only a head noted elsewhere tells
+Changing, removing, reordering or re-encoding a line breaks the chain at that line (a line whose
+``hash`` was recomputed, at the next one); ``verify`` names the first bad line. Removing events
+from the end leaves a shorter chain that is intact: only a head noted elsewhere tells
 (``verify(path, head=...)``, ``earmark audit verify --head``).
 
-Appends work like the other state logs (``earmark.core.fileio.append_log``): fsynced, the file
-0600 in a 0700 folder, and a torn last line left by a kill is cut away with a note on stderr
-before the next append. An append chains only onto an intact last event (it refuses, naming
-the line, otherwise; a break further up is left for ``verify`` to report), and holds an
-exclusive lock so that two processes cannot fork the chain.
+Appends work like the other state logs (``earmark.core.fileio.append_log``): fsynced, the file 0600
+in a 0700 folder, and a torn last line left by a kill is cut away with a note on stderr before the
+next append. An append chains only onto an intact last event (it refuses, naming the line,
+otherwise; a break further up is left for ``verify`` to report), and holds an exclusive lock so
+that two processes cannot fork the chain.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from earmark.core import faults, fileio
 from earmark.core.errors import StudioError
@@ -326,17 +326,6 @@ def _content(row: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- what push, pull and review record --------------------------------------------------------
-class Reviewed(Protocol):
-    """An item shown for review (``labelling.review.ReviewItem``)."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def what(self) -> str: ...
-    @property
-    def where(self) -> str: ...
-
-
 def record_exposures(state: State) -> int:
     """An ``exposed`` event for each task in ``pushed.jsonl`` that has none yet; the actor is
     its project's annotators (tasks are not assigned to single accounts). Returns the count."""
@@ -368,40 +357,23 @@ def record_submissions(state: State) -> int:
     return AuditLog(state.audit).append(events, once=True)
 
 
-def record_review(state: State, items: Iterable[Reviewed]) -> int:
-    """A ``reviewed`` event for each item listed to the local account (every listing counts)."""
-    items = list(items)
-    if not items:
-        return 0
-    actor = state.operator_pseudonym(_account())
-    return AuditLog(state.audit).append(
-        Event("reviewed", actor, state.opaque_id(i.id), _where(i)) for i in items
-    )
-
-
 def record_exported(state: State, ids: Iterable[str], to: str | Path, use: str) -> int:
-    """An ``exported`` event for each utterance whose human label was written to ``to`` (a
-    training manifest; ``use``: what it trains, e.g. ``asr``), by the local account; once per
-    utterance and file (a manifest rebuilt by a resumed round logs nothing new)."""
-    actor = state.operator_pseudonym(_account())
-    detail = {"to": str(to), "use": use}
-    return AuditLog(state.audit).append(
-        (Event("exported", actor, state.opaque_id(i), detail) for i in ids), once=True
-    )
+    """An ``exported`` event per utterance whose human label went into training manifest ``to``
+    (``use``: asr/nlu), by the local account; once per utterance and file (a rebuild logs none)."""
+    actor, detail = state.operator_pseudonym(operator_account()), {"to": str(to), "use": use}
+    events = (Event("exported", actor, state.opaque_id(i), detail) for i in ids)
+    return AuditLog(state.audit).append(events, once=True)
 
 
 def record_forgotten(state: State, refs: Iterable[str], detail: dict[str, Any]) -> int:
     """A ``forgotten`` event for each task ref removed by ``earmark forget`` (by the local
     account); ``detail`` says where from (counts only, never ids or content)."""
-    actor = state.operator_pseudonym(_account())
+    actor = state.operator_pseudonym(operator_account())
     return AuditLog(state.audit).append(Event("forgotten", actor, r, detail) for r in refs)
 
 
-def _where(item: Reviewed) -> dict[str, Any]:
-    return {"what": item.what, "where": item.where}
-
-
-def _account() -> str:
+def operator_account() -> str:
+    """The local account running earmark (the login name, or the uid without one)."""
     try:
         return getpass.getuser()
     except (OSError, KeyError):  # no login name (a container without passwd entry)

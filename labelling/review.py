@@ -66,8 +66,20 @@ def review_items(workspace: str | Path) -> list[ReviewItem]:
                 None,
             )
         )
-    audit.record_review(state, items)  # each listing shows these items to a person
+    _record(state, items)  # each listing shows these items to a person
     return items
+
+
+def _record(state: State, items: list[ReviewItem]) -> int:
+    """A ``reviewed`` audit event for each item listed to the local account (every listing
+    counts; ``labelling.audit``)."""
+    if not items:
+        return 0
+    actor = state.operator_pseudonym(audit.operator_account())
+    return audit.AuditLog(state.audit).append(
+        audit.Event("reviewed", actor, state.opaque_id(i.id), {"what": i.what, "where": i.where})
+        for i in items
+    )
 
 
 def task_url(base_url: str, workspace: str | Path, where: str) -> str | None:
