@@ -175,14 +175,13 @@ def pull(
         labelled, n_annotations = task_info.get(r.task.task_id, (False, 0))
         if labelled and (limit is None or n_annotations < limit):
             reopen(client, r.task.task_id, n_annotations)  # back in the queue for one more
-    heard = _close_heard(client, state, outcome, task_info, limit)
+    transcribed = [r for r in state.pushed_rows() if r["kind"] == "transcription"]
+    heard = _close_heard(client, transcribed, outcome, task_info, limit)
     if config.privacy.delete_audio_after_import:
         # a transcript confirmed while its task still waits for more annotators (overlap)
         # keeps its audio until they have heard it
         waiting = {
-            r["utterance_id"]
-            for r in state.pushed_rows()
-            if r["kind"] == "transcription" and not task_info.get(r["task_id"], (True, 0))[0]
+            r["utterance_id"] for r in transcribed if not task_info.get(r["task_id"], (True, 0))[0]
         }
         done = (set(outcome.confirmed) - waiting) | {f.id for f in outcome.flagged} | heard
         summary.audio_deleted = delete_upload_files(
@@ -208,7 +207,7 @@ def _close(client: StudioClient, task_id: int, n_annotations: int, why: str) -> 
 
 def _close_heard(
     client: StudioClient,
-    state: State,
+    transcribed: list[dict[str, Any]],
     outcome: Outcome,
     task_info: dict[int, tuple[bool, int]],
     limit: int | None,
@@ -223,8 +222,8 @@ def _close_heard(
     if limit is None:
         return set()
     heard: set[str] = set()
-    for row in state.pushed_rows():
-        if row["kind"] != "transcription" or row["task_id"] not in task_info:
+    for row in transcribed:  # the transcription rows of pushed.jsonl
+        if row["task_id"] not in task_info:
             continue
         labelled, n_annotations = task_info[row["task_id"]]
         if n_annotations >= limit:
